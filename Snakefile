@@ -1,0 +1,25 @@
+# fusionfm: one Snakemake DAG from source pairs to the fused images of a flow-matching student.
+# Stages (see README): datasets -> teachers -> scores -> selection -> refiner -> train -> evaluate.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/tracking.smk"
+include: "workflow/rules/data.smk"
+
+
+localrules:
+    all,
+    download_dataset,
+    mlflow_parent,
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

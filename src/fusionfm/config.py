@@ -1,0 +1,400 @@
+"""Typed views of the validated workflow configuration (``config.yaml``).
+
+The contract is ``workflow/schemas/config.schema.yaml``; the dataclasses here mirror it, apply the
+same defaults and repeat its checks, so the library can be called without Snakemake and still
+reject a bad dataset with a message that names the dataset and the key.
+
+:func:`resolve_datasets` turns the ``datasets`` section, or a ``data_root`` folder laid out as
+``<task>/<dataset>/<modality>/<pair>.<ext>``, into the dataset dictionaries the workflow builds.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from fusionfm.io import InputError, natural_key
+
+TASKS: tuple[str, ...] = ("ivf", "mif", "mef", "mff")
+"""Fusion tasks: infrared/visible, medical, multi-exposure, multi-focus."""
+
+SOURCES: tuple[str, ...] = ("synthetic", "dir", "url")
+"""Where a dataset's pairs come from."""
+
+GROUND_TRUTH_FOLDER = "gt"
+"""Name of the ground-truth folder, both in discovered source folders and in built datasets."""
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+"""Dataset and modality names (the schema's ``propertyNames`` / ``modalities`` pattern)."""
+
+_SHA256_PATTERN = re.compile(r"^[0-9a-fA-F]{64}$")
+
+# Folder names of the first (A) and second (B) source of each task, lower case. Used to order the
+# two modality folders found under data_root; a name in neither list sorts between them.
+_MODALITY_ORDER: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "ivf": (("ir", "infrared", "thermal", "lwir", "tir"), ("vi", "vis", "visible", "rgb")),
+    "mif": (("mri", "mr"), ("ct", "pet", "spect")),
+    "mef": (
+        ("under", "underexposed", "under_exposed", "low"),
+        ("over", "overexposed", "over_exposed", "high"),
+    ),
+    "mff": (("near", "foreground", "fg"), ("far", "background", "bg")),
+}
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """Deterministic train/test split (the ``split`` section).
+
+    Attributes:
+        test_fraction: fraction of pairs in the test split, in [0, 1].
+        seed: seed of the split permutation.
+    """
+
+    test_fraction: float = 0.25
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.test_fraction, bool) or not isinstance(self.test_fraction, int | float):
+            raise InputError(f"split.test_fraction: expected a number, got {self.test_fraction!r}")
+        if not 0.0 <= float(self.test_fraction) <= 1.0:
+            raise InputError(f"split.test_fraction: {self.test_fraction} is not in [0, 1]")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise InputError(f"split.seed: expected an integer, got {self.seed!r}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> SplitSpec:
+        """Build from the ``split`` section (missing keys take the schema defaults)."""
+        d = dict(d or {})
+        _reject_unknown_keys("split", d, ("test_fraction", "seed"))
+        return cls(test_fraction=d.get("test_fraction", 0.25), seed=d.get("seed", 0))
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """Size and seed of a generated dataset (``datasets.<name>.synthetic``).
+
+    Attributes:
+        pairs: number of pairs, at least 1.
+        height: image height in pixels, at least 32.
+        width: image width in pixels, at least 32.
+        seed: generator seed.
+    """
+
+    pairs: int = 8
+    height: int = 128
+    width: int = 160
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, where: str, d: Mapping[str, Any] | None) -> SyntheticSpec:
+        """Build from a ``synthetic`` mapping; ``where`` names it in error messages."""
+        d = dict(d or {})
+        _reject_unknown_keys(where, d, ("pairs", "height", "width", "seed"))
+        minimum = {"pairs": 1, "height": 32, "width": 32, "seed": None}
+        values: dict[str, int] = {}
+        for key, low in minimum.items():
+            value = d.get(key, getattr(cls, key))
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InputError(f"{where}.{key}: expected an integer, got {value!r}")
+            if low is not None and value < low:
+                raise InputError(f"{where}.{key}: {value} is below the minimum {low}")
+            values[key] = value
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset of the ``datasets`` section (schema ``$defs/dataset``), defaults applied.
+
+    Attributes:
+        name: dataset name (letters, digits, ``_``, ``-``).
+        task: fusion task, one of :data:`TASKS`.
+        modalities: names of the source folders A and B, in the task's order (e.g. ``ir``, ``vi``).
+        source: ``synthetic``, ``dir`` or ``url``.
+        path: (dir) local folder holding one subfolder per modality.
+        url: (url) archive to download.
+        sha256: (url) expected sha256 of the archive, lower case.
+        subdir: (url) folder inside the extracted archive that holds the modality folders.
+        ground_truth: (dir, url) folder of reference images matched by pair name, or None.
+        test_fraction: per-dataset override of ``split.test_fraction``, or None.
+        synthetic: (synthetic) size and seed of the generated set.
+    """
+
+    name: str
+    task: str
+    modalities: tuple[str, str]
+    source: str
+    path: str | None = None
+    url: str | None = None
+    sha256: str | None = None
+    subdir: str = ""
+    ground_truth: str | None = None
+    test_fraction: float | None = None
+    synthetic: SyntheticSpec = field(default_factory=SyntheticSpec)
+
+    def __post_init__(self) -> None:
+        where = f"datasets.{self.name}"
+        if not isinstance(self.name, str) or not NAME_PATTERN.match(self.name):
+            raise InputError(
+                f"dataset name {self.name!r}: use letters, digits, '_' and '-' (pattern {NAME_PATTERN.pattern})"
+            )
+        if self.task not in TASKS:
+            raise InputError(
+                f"{where}.task: unknown task {self.task!r} (expected one of {', '.join(TASKS)})"
+            )
+        if self.source not in SOURCES:
+            raise InputError(
+                f"{where}.source: unknown source {self.source!r} (expected one of {', '.join(SOURCES)})"
+            )
+        _check_modalities(where, self.modalities)
+        if self.source == "dir" and not self.path:
+            raise InputError(
+                f"{where}: source 'dir' needs a 'path' (the folder with the modality folders)"
+            )
+        if self.source == "url":
+            if not self.url:
+                raise InputError(f"{where}: source 'url' needs a 'url'")
+            if not re.match(r"^(https?|file)://", self.url, re.IGNORECASE):
+                raise InputError(f"{where}.url: {self.url!r} is not an http(s):// or file:// URL")
+            if not self.sha256 or not _SHA256_PATTERN.match(self.sha256):
+                raise InputError(
+                    f"{where}.sha256: source 'url' needs the archive's sha256 (64 hex digits), got {self.sha256!r}"
+                )
+        _check_relative_folder(f"{where}.subdir", self.subdir, allow_empty=True)
+        if self.ground_truth is not None:
+            _check_relative_folder(f"{where}.ground_truth", self.ground_truth, allow_empty=False)
+            if self.ground_truth in self.modalities:
+                raise InputError(
+                    f"{where}.ground_truth: {self.ground_truth!r} is also a modality folder"
+                )
+        if self.test_fraction is not None:
+            if isinstance(self.test_fraction, bool) or not isinstance(
+                self.test_fraction, int | float
+            ):
+                raise InputError(
+                    f"{where}.test_fraction: expected a number, got {self.test_fraction!r}"
+                )
+            if not 0.0 <= float(self.test_fraction) <= 1.0:
+                raise InputError(f"{where}.test_fraction: {self.test_fraction} is not in [0, 1]")
+
+    @classmethod
+    def from_dict(cls, name: str, d: Mapping[str, Any]) -> DatasetSpec:
+        """Build from one entry of the ``datasets`` section.
+
+        Args:
+            name: the entry's key.
+            d: the entry (validated by the schema or not; the same checks are repeated here).
+
+        Returns:
+            The dataset spec, with the schema defaults filled in.
+
+        Raises:
+            InputError: a key is unknown, missing or has a bad value; the message names it.
+        """
+        where = f"datasets.{name}"
+        if not isinstance(d, Mapping):
+            raise InputError(f"{where}: expected a mapping, got {type(d).__name__}")
+        d = dict(d)
+        _reject_unknown_keys(where, d, [f.name for f in fields(cls) if f.name != "name"])
+        missing = [key for key in ("task", "modalities", "source") if key not in d]
+        if missing:
+            raise InputError(f"{where}: missing required key(s) {', '.join(missing)}")
+        modalities = d["modalities"]
+        if isinstance(modalities, str) or not isinstance(modalities, Sequence):
+            raise InputError(
+                f"{where}.modalities: expected a list of two folder names, got {modalities!r}"
+            )
+        sha256 = d.get("sha256")
+        return cls(
+            name=name,
+            task=d["task"],
+            modalities=tuple(modalities),  # type: ignore[arg-type]  # length checked in __post_init__
+            source=d["source"],
+            path=None if d.get("path") is None else str(d["path"]),
+            url=d.get("url"),
+            sha256=sha256.lower() if isinstance(sha256, str) else sha256,
+            subdir=d.get("subdir") or "",
+            ground_truth=d.get("ground_truth"),
+            test_fraction=d.get("test_fraction"),
+            synthetic=SyntheticSpec.from_dict(f"{where}.synthetic", d.get("synthetic")),
+        )
+
+    def split_with(self, split: SplitSpec) -> SplitSpec:
+        """The split of this dataset: ``split`` with this dataset's ``test_fraction`` override."""
+        if self.test_fraction is None:
+            return split
+        return SplitSpec(test_fraction=self.test_fraction, seed=split.seed)
+
+
+def _reject_unknown_keys(where: str, d: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    unknown = sorted(str(key) for key in d if key not in allowed)
+    if unknown:
+        raise InputError(
+            f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(allowed)})"
+        )
+
+
+def _check_modalities(where: str, modalities: Any) -> None:
+    if not isinstance(modalities, tuple) or len(modalities) != 2:
+        raise InputError(
+            f"{where}.modalities: expected exactly two folder names (A, B), got {modalities!r}"
+        )
+    for name in modalities:
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise InputError(
+                f"{where}.modalities: {name!r} is not a valid folder name (pattern {NAME_PATTERN.pattern})"
+            )
+        if name == GROUND_TRUTH_FOLDER:
+            raise InputError(f"{where}.modalities: {name!r} is reserved for the ground truth")
+    if modalities[0] == modalities[1]:
+        raise InputError(f"{where}.modalities: A and B are the same folder {modalities[0]!r}")
+
+
+def _check_relative_folder(where: str, value: Any, allow_empty: bool) -> None:
+    if not isinstance(value, str) or (not value and not allow_empty):
+        raise InputError(f"{where}: expected a folder name, got {value!r}")
+    if not value:
+        return
+    parts = PurePosixPath(value.replace("\\", "/")).parts
+    if value.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", value):
+        raise InputError(f"{where}: {value!r} must be a relative folder without '..'")
+
+
+def dataset_specs(config: Mapping[str, Any]) -> dict[str, DatasetSpec]:
+    """All datasets of a configuration as :class:`DatasetSpec`, after :func:`resolve_datasets`."""
+    return {name: DatasetSpec.from_dict(name, d) for name, d in resolve_datasets(config).items()}
+
+
+def resolve_datasets(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The datasets a configuration asks for.
+
+    Without ``data_root`` this is the ``datasets`` section. With it, the datasets are discovered
+    instead: every folder ``<data_root>/<task>/<dataset>/`` with ``task`` in :data:`TASKS` whose
+    ``"<task>/<dataset>"`` matches one of the ``data_root_include`` globs becomes a ``dir`` dataset
+    named ``"<task>_<dataset>"`` (characters outside the name pattern replaced by ``_``). Its two
+    subfolders are the modalities, ordered A, B by the task's convention (ivf ``ir`` before
+    ``vi``/``visible``, mif ``mri`` before ``ct``/``pet``/``spect``, mef ``under`` before ``over``,
+    mff ``near`` before ``far``; other names alphabetically); a ``gt`` subfolder is the ground truth.
+
+    Args:
+        config: the workflow configuration (validated or not).
+
+    Returns:
+        Dataset dictionaries by name, in the shape of the schema's ``$defs/dataset``.
+
+    Raises:
+        InputError: ``data_root`` is not a folder; nothing under it matches; an include pattern
+            matches nothing; a dataset folder does not hold exactly two modality folders; two
+            folders give the same dataset name.
+    """
+    data_root = config.get("data_root")
+    if not data_root:
+        return {name: dict(d) for name, d in (config.get("datasets") or {}).items()}
+    include = config.get("data_root_include") or ["*/*"]
+    if isinstance(include, str):
+        include = [include]
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        raise InputError(f"data_root {str(root)!r}: no such folder")
+
+    candidates = [
+        task_dir / name
+        for task in TASKS
+        if (task_dir := root / task).is_dir()
+        for name in sorted(_visible_subfolders(task_dir), key=natural_key)
+    ]
+    keys = [f"{folder.parent.name}/{folder.name}" for folder in candidates]
+    if not candidates:
+        raise InputError(
+            f"data_root {str(root)!r}: no datasets found; expected <task>/<dataset>/<modality>/<pair>.<ext> "
+            f"with task one of {', '.join(TASKS)}"
+        )
+    for pattern in include:
+        if not any(fnmatch.fnmatchcase(key, pattern) for key in keys):
+            raise InputError(
+                f"data_root_include: pattern {pattern!r} matches no dataset under {str(root)!r} "
+                f"(found: {', '.join(keys)})"
+            )
+
+    datasets: dict[str, dict[str, Any]] = {}
+    origin: dict[str, str] = {}
+    for folder, key in zip(candidates, keys, strict=True):
+        if not any(fnmatch.fnmatchcase(key, pattern) for pattern in include):
+            continue
+        task = folder.parent.name
+        name = _sanitize_name(f"{task}_{folder.name}")
+        if name in datasets:
+            raise InputError(
+                f"{folder}: dataset name {name!r} is also used by {origin[name]}; rename one folder"
+            )
+        subfolders = _visible_subfolders(folder)
+        ground_truth = next((s for s in subfolders if s.lower() == GROUND_TRUTH_FOLDER), None)
+        modalities = [s for s in subfolders if s != ground_truth]
+        if len(modalities) != 2:
+            raise InputError(
+                f"{folder}: expected exactly two modality folders (plus an optional '{GROUND_TRUTH_FOLDER}'), "
+                f"found {len(modalities)}: {', '.join(sorted(modalities)) or 'none'}"
+            )
+        for modality in modalities:
+            if not NAME_PATTERN.match(modality):
+                raise InputError(
+                    f"{folder / modality}: modality folder names may use letters, digits, '_' and '-' only"
+                )
+        datasets[name] = {
+            "task": task,
+            "modalities": order_modalities(task, modalities),
+            "source": "dir",
+            "path": str(folder),
+            "ground_truth": ground_truth,
+        }
+        origin[name] = str(folder)
+    return datasets
+
+
+def order_modalities(task: str, names: Sequence[str]) -> list[str]:
+    """Order two modality folder names as A, B by the task's convention (see :func:`resolve_datasets`)."""
+    first, second = _MODALITY_ORDER.get(task, ((), ()))
+
+    def rank(name: str) -> tuple[int, str, str]:
+        low = name.lower()
+        return (0 if low in first else 2 if low in second else 1, low, name)
+
+    return sorted(names, key=rank)
+
+
+def _visible_subfolders(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _sanitize_name(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "_", name)
+    return cleaned if NAME_PATTERN.match(cleaned) else f"d{cleaned}"
+
+
+def config_sha256(config: Mapping[str, Any]) -> str:
+    """sha256 (hex) of the configuration as canonical JSON (sorted keys, no spaces, UTF-8)."""
+    text = json.dumps(
+        config, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(
+        f"config value {value!r} of type {type(value).__name__} is not JSON-serializable"
+    )

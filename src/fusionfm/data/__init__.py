@@ -1,0 +1,1 @@
+"""Datasets stage: source folders, downloads, synthetic generators and the normalized build."""

@@ -1,0 +1,230 @@
+"""Image and table I/O shared by every stage.
+
+Images enter the pipeline through :func:`read_image`, which normalizes every supported file
+(png, jpg, bmp, tif; 8- or 16-bit; gray, gray+alpha, RGB, RGBA, palette) to ``uint8`` arrays of
+shape ``(H, W)`` or ``(H, W, 3)``, and leave it through :func:`write_image`, which writes
+atomically (a temporary file renamed into place) so that a killed job never leaves a
+half-written image that a later stage would read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+class InputError(ValueError):
+    """Bad user input (an image, a folder, an archive, a config value), with a message that
+    names the offending file or key and the problem."""
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an image file as 8-bit gray or RGB.
+
+    16-bit images are scaled linearly from 0..65535 to 0..255 (rounded); alpha channels are
+    dropped; palette and gray+alpha images are converted to their color or gray values.
+
+    Args:
+        path: image file.
+
+    Returns:
+        ``uint8`` array, shape ``(H, W)`` for gray or ``(H, W, 3)`` for RGB.
+
+    Raises:
+        InputError: the file is missing, not an image, truncated or in an unsupported mode.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return _to_uint8_array(image, path)
+    except UnidentifiedImageError as err:
+        raise InputError(f"{path}: not a readable image ({err})") from err
+    except (OSError, SyntaxError, ValueError) as err:
+        if isinstance(err, InputError):
+            raise
+        raise InputError(f"{path}: unreadable or truncated image ({err})") from err
+
+
+def _to_uint8_array(image: Image.Image, path: Path) -> np.ndarray:
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        if mode == "I" and values.max(initial=0) <= 255 and values.min(initial=0) >= 0:
+            return values.astype(np.uint8)
+        return np.clip(np.round(values * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
+    if mode == "F":
+        raise InputError(f"{path}: floating-point images are not supported (mode F)")
+    if mode in ("1", "L"):
+        return np.asarray(image.convert("L"), dtype=np.uint8)
+    if mode == "LA":
+        return np.asarray(image.getchannel("L"), dtype=np.uint8)
+    if mode in ("P", "PA"):
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
+        return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+    raise InputError(f"{path}: unsupported image mode {mode!r}")
+
+
+def image_files_by_stem(folder: str | os.PathLike[str]) -> dict[str, Path]:
+    """The image files of a folder by file stem, in natural order (``2`` before ``10``).
+
+    Hidden files and files that are not images (by suffix) are ignored.
+
+    Raises:
+        InputError: the folder is missing, or two images share one stem.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder")
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
+        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        if not path.is_file():
+            continue
+        if path.stem in files:
+            raise InputError(
+                f"{path}: two images named {path.stem!r} in {folder} "
+                f"({files[path.stem].name} and {path.name}); keep one"
+            )
+        files[path.stem] = path
+    return files
+
+
+def natural_key(text: str) -> tuple[list[int | str], str]:
+    """Sort key putting ``"img2"`` before ``"img10"`` (digit runs compare as numbers)."""
+    parts: list[int | str] = [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", text)]
+    return parts, text
+
+
+def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
+    """Write a gray ``(H, W)`` or RGB ``(H, W, 3)`` image atomically.
+
+    Float input is taken on the 0-255 scale, rounded and clipped; the format follows the suffix.
+    """
+    path = Path(path)
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        array = np.clip(np.round(array), 0, 255).astype(np.uint8)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
+        raise ValueError(f"{path}: cannot write an image of shape {array.shape}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format=_pil_format(path))
+
+
+def _pil_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    formats = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+    if suffix not in formats:
+        raise ValueError(f"{path}: unsupported image extension {suffix!r}")
+    return formats[suffix]
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_current_umask())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty temporary directory beside ``path``; on success it replaces ``path``.
+
+    On any exception the temporary directory is removed and ``path`` is left untouched, so a
+    failed stage leaves nothing partial behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_current_umask())
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_table(path: str | os.PathLike[str], frame: pd.DataFrame, schema: pa.Schema) -> None:
+    """Write ``frame`` as Parquet after checking it against ``schema`` (columns and dtypes)."""
+    missing = [name for name in schema.names if name not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: table is missing columns {missing}")
+    table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_table(path: str | os.PathLike[str], schema: pa.Schema | None = None) -> pd.DataFrame:
+    """Read a Parquet table; with ``schema``, check that its columns and types match."""
+    table = pq.read_table(path)
+    if schema is not None:
+        missing = [f.name for f in schema if f.name not in table.schema.names]
+        if missing:
+            raise InputError(f"{path}: table is missing columns {missing}")
+        for field in schema:
+            actual = table.schema.field(field.name).type
+            if actual != field.type:
+                raise InputError(f"{path}: column {field.name!r} is {actual}, expected {field.type}")
+    return table.to_pandas()
+
+
+MANIFEST_SCHEMA = pa.schema(
+    [
+        pa.field("pair", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("modality_a", pa.string(), nullable=False),
+        pa.field("modality_b", pa.string(), nullable=False),
+        pa.field("path_a", pa.string(), nullable=False),
+        pa.field("path_b", pa.string(), nullable=False),
+        pa.field("path_gt", pa.string(), nullable=True),
+        pa.field("height", pa.int64(), nullable=False),
+        pa.field("width", pa.int64(), nullable=False),
+        pa.field("channels_a", pa.int64(), nullable=False),
+        pa.field("channels_b", pa.int64(), nullable=False),
+    ]
+)
+"""One row per source pair of a dataset (``results/datasets/{dataset}/manifest.parquet``).
+
+Paths are relative to the directory that holds the manifest; ``path_gt`` is null where the
+dataset has no ground truth; ``split`` is ``train`` or ``test``."""

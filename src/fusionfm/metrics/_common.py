@@ -1,0 +1,95 @@
+"""Input validation and the filters shared by the metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from fusionfm.color import luma
+
+
+def as_gray(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """Validate one image and return its float64 gray level on the 0-255 scale.
+
+    Args:
+        image: shape ``(H, W)`` or ``(H, W, 3)``; RGB is reduced to its rounded luma.
+        name: used in error messages.
+
+    Returns:
+        float64 array, shape ``(H, W)``.
+    """
+    array = np.asarray(image)
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"{name}: expected a (H, W) or (H, W, 3) image, got shape {array.shape}")
+    gray = luma(array)
+    if gray.shape[0] < 2 or gray.shape[1] < 2:
+        raise ValueError(f"{name}: image of shape {gray.shape} is too small to score")
+    if not np.all(np.isfinite(gray)):
+        raise ValueError(f"{name}: image contains NaN or infinite values")
+    return gray
+
+
+def as_gray_triple(
+    fused: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate a fused image and its two sources: same height and width, gray float64."""
+    grays = as_gray(fused, "fused"), as_gray(a, "source A"), as_gray(b, "source B")
+    if not grays[0].shape == grays[1].shape == grays[2].shape:
+        raise ValueError(
+            "fused, source A and source B differ in size: "
+            + ", ".join(f"{g.shape[1]}x{g.shape[0]}" for g in grays)
+        )
+    return grays
+
+
+def as_gray_pair(fused: np.ndarray, ground_truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a fused image and its ground truth: same height and width, gray float64."""
+    f, gt = as_gray(fused, "fused"), as_gray(ground_truth, "ground truth")
+    if f.shape != gt.shape:
+        raise ValueError(
+            f"fused ({f.shape[1]}x{f.shape[0]}) and ground truth ({gt.shape[1]}x{gt.shape[0]}) "
+            "differ in size"
+        )
+    return f, gt
+
+
+def integer_levels(image: np.ndarray) -> np.ndarray:
+    """Round to integer gray levels 0..255 (int64), the bins of EN and MI."""
+    return np.clip(np.round(image), 0, 255).astype(np.int64)
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation of two arrays; NaN when either is constant."""
+    xc = x - x.mean()
+    yc = y - y.mean()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.sum(xc * yc) / np.sqrt(np.sum(xc**2) * np.sum(yc**2)))
+
+
+def matlab_gaussian(size: int, sigma: float) -> np.ndarray:
+    """``fspecial('gaussian', size, sigma)`` as its separable 1-D factor, shape ``(size,)``.
+
+    The 2-D MATLAB window is ``outer(g, g)`` up to rounding (no tap falls under MATLAB's
+    ``eps * max`` cut-off for the sizes used here, which :func:`filter_valid` relies on).
+    """
+    half = (size - 1) / 2.0
+    taps = np.exp(-(np.arange(size) - half) ** 2 / (2.0 * sigma * sigma))
+    if taps.min() ** 2 < np.finfo(float).eps * taps.max() ** 2:
+        raise ValueError(f"Gaussian {size}/{sigma} would be truncated; not separable")
+    return taps / taps.sum()
+
+
+def filter_valid(image: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """Correlate with the separable window ``outer(taps, taps)``, keeping only the fully
+    covered ('valid') part.
+
+    Args:
+        image: shape ``(H, W)``.
+        taps: shape ``(k,)``, k odd.
+
+    Returns:
+        shape ``(H - k + 1, W - k + 1)``.
+    """
+    radius = taps.shape[0] // 2
+    rows = ndimage.correlate1d(image, taps, axis=0, mode="constant")[radius : image.shape[0] - radius]
+    return ndimage.correlate1d(rows, taps, axis=1, mode="constant")[:, radius : image.shape[1] - radius]

@@ -1,0 +1,186 @@
+"""The whole metric suite on one triple, and on folders of triples."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fusionfm.metrics._common import as_gray_pair, as_gray_triple
+from fusionfm.metrics.information import mutual_information_gray
+from fusionfm.metrics.qabf import qabf_gray
+from fusionfm.metrics.similarity import (
+    correlation_coefficient_gray,
+    mean_squared_error_gray,
+    peak_signal_to_noise_ratio_gray,
+    psnr_reference_gray,
+    sum_of_correlation_differences_gray,
+)
+from fusionfm.metrics.ssim import ssim_fusion_gray, ssim_reference_gray
+from fusionfm.metrics.statistics import (
+    average_gradient_gray,
+    entropy_gray,
+    spatial_frequency_gray,
+    standard_deviation_gray,
+)
+from fusionfm.metrics.vif import vif_gray
+
+GrayMetric = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
+
+NO_REFERENCE_METRICS: dict[str, GrayMetric] = {
+    "EN": lambda f, a, b: entropy_gray(f),
+    "SD": lambda f, a, b: standard_deviation_gray(f),
+    "SF": lambda f, a, b: spatial_frequency_gray(f),
+    "AG": lambda f, a, b: average_gradient_gray(f),
+    "MI": mutual_information_gray,
+    "SCD": sum_of_correlation_differences_gray,
+    "VIF": vif_gray,
+    "Qabf": qabf_gray,
+    "SSIM": ssim_fusion_gray,
+    "CC": correlation_coefficient_gray,
+    "MSE": mean_squared_error_gray,
+    "PSNR": peak_signal_to_noise_ratio_gray,
+}
+"""Metric name -> kernel on validated gray float64 images ``(f, a, b)``, in report order."""
+
+GROUND_TRUTH_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "PSNR_gt": psnr_reference_gray,
+    "SSIM_gt": ssim_reference_gray,
+}
+"""Metric name -> kernel on ``(f, gt)``; computed only where a ground truth exists."""
+
+METRIC_NAMES: tuple[str, ...] = tuple(NO_REFERENCE_METRICS)
+HIGHER_IS_BETTER: dict[str, bool] = {name: name != "MSE" for name in METRIC_NAMES} | {
+    "PSNR_gt": True,
+    "SSIM_gt": True,
+}
+
+
+def compute_metrics(
+    fused: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    ground_truth: np.ndarray | None = None,
+    metrics: tuple[str, ...] | None = None,
+) -> dict[str, float]:
+    """Score one fused image against its sources (and ground truth, when given).
+
+    Args:
+        fused, a, b: shape ``(H, W)`` or ``(H, W, 3)``, 0-255 scale, same size; RGB is scored on
+            its rounded luma.
+        ground_truth: optional reference of the same size; adds ``PSNR_gt`` and ``SSIM_gt``.
+        metrics: subset of names to compute (default: all).
+
+    Returns:
+        Metric name -> value, in the order of :data:`METRIC_NAMES` then the ground-truth ones.
+    """
+    f, ga, gb = as_gray_triple(fused, a, b)
+    wanted = metrics or METRIC_NAMES + tuple(GROUND_TRUTH_METRICS)
+    unknown = set(wanted) - set(NO_REFERENCE_METRICS) - set(GROUND_TRUTH_METRICS)
+    if unknown:
+        raise ValueError(f"unknown metrics {sorted(unknown)}; known: {list(HIGHER_IS_BETTER)}")
+    scores = {name: fn(f, ga, gb) for name, fn in NO_REFERENCE_METRICS.items() if name in wanted}
+    if ground_truth is not None:
+        f, gt = as_gray_pair(fused, ground_truth)
+        scores |= {name: fn(f, gt) for name, fn in GROUND_TRUTH_METRICS.items() if name in wanted}
+    return scores
+
+
+def json_ready(scores: Mapping[str, float]) -> dict[str, float | None]:
+    """Replace NaN and infinities by None so the scores serialize as strict JSON."""
+    return {k: (float(v) if math.isfinite(v) else None) for k, v in scores.items()}
+
+
+def _score_files(paths: tuple[str, str, str, str | None]) -> dict[str, float]:
+    from fusionfm.io import read_image
+
+    fused_path, a_path, b_path, gt_path = paths
+    fused, a, b = read_image(fused_path), read_image(a_path), read_image(b_path)
+    shapes = {p: img.shape[:2] for p, img in ((fused_path, fused), (a_path, a), (b_path, b))}
+    if len(set(shapes.values())) != 1:
+        from fusionfm.io import InputError
+
+        listed = ", ".join(f"{p} ({w}x{h})" for p, (h, w) in shapes.items())
+        raise InputError(f"images of one triple differ in size: {listed}")
+    gt = read_image(gt_path) if gt_path else None
+    if gt is not None and gt.shape[:2] != fused.shape[:2]:
+        from fusionfm.io import InputError
+
+        raise InputError(
+            f"{gt_path}: ground truth is {gt.shape[1]}x{gt.shape[0]}, "
+            f"{fused_path} is {fused.shape[1]}x{fused.shape[0]}"
+        )
+    return compute_metrics(fused, a, b, gt)
+
+
+def score_files(
+    fused: str | Path, a: str | Path, b: str | Path, ground_truth: str | Path | None = None
+) -> dict[str, float]:
+    """Read a triple of image files (and a ground truth) and score it.
+
+    Raises:
+        fusionfm.io.InputError: unreadable images or images of different sizes.
+    """
+    return _score_files((str(fused), str(a), str(b), str(ground_truth) if ground_truth else None))
+
+
+def score_folders(
+    fused_dir: str | Path,
+    a_dir: str | Path,
+    b_dir: str | Path,
+    gt_dir: str | Path | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Score every fused image of a folder against its sources, matched by file stem.
+
+    Returns:
+        One row per pair: ``pair`` then one column per metric.
+
+    Raises:
+        fusionfm.io.InputError: empty folder, a fused image with no source counterpart.
+    """
+    from tqdm import tqdm
+
+    from fusionfm.io import InputError, image_files_by_stem
+
+    fused_files = image_files_by_stem(fused_dir)
+    if not fused_files:
+        raise InputError(f"{fused_dir}: no images found")
+    sources = [image_files_by_stem(d) for d in (a_dir, b_dir)]
+    ground_truths = image_files_by_stem(gt_dir) if gt_dir else {}
+    jobs = []
+    for stem, fused_path in fused_files.items():
+        for folder, files in zip((a_dir, b_dir), sources, strict=True):
+            if stem not in files:
+                raise InputError(f"{fused_path}: no source image named {stem}.* in {folder}")
+        jobs.append(
+            (str(fused_path), str(sources[0][stem]), str(sources[1][stem]),
+             str(ground_truths[stem]) if stem in ground_truths else None)
+        )
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            rows = list(tqdm(pool.map(_score_files, jobs), total=len(jobs), disable=not progress,
+                             desc="scoring", unit="image"))
+    else:
+        rows = [_score_files(job) for job in tqdm(jobs, disable=not progress, desc="scoring",
+                                                  unit="image")]
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "pair", list(fused_files))
+    return frame
+
+
+__all__ = [
+    "GROUND_TRUTH_METRICS",
+    "HIGHER_IS_BETTER",
+    "METRIC_NAMES",
+    "NO_REFERENCE_METRICS",
+    "compute_metrics",
+    "json_ready",
+    "score_files",
+    "score_folders",
+]
