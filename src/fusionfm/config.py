@@ -273,7 +273,8 @@ def dataset_specs(config: Mapping[str, Any]) -> dict[str, DatasetSpec]:
 
 
 def resolve_datasets(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The datasets a configuration asks for.
+    """The datasets a configuration asks for, each with its keys in sorted order (so that
+    reordering keys in a config file does not look like a change of parameters to Snakemake).
 
     Without ``data_root`` this is the ``datasets`` section. With it, the datasets are discovered
     instead: every folder ``<data_root>/<task>/<dataset>/`` with ``task`` in :data:`TASKS` whose
@@ -294,6 +295,16 @@ def resolve_datasets(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             matches nothing; a dataset folder does not hold exactly two modality folders; two
             folders give the same dataset name.
     """
+    return {name: _sorted_keys(d) for name, d in _resolve_datasets(config).items()}
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    return value
+
+
+def _resolve_datasets(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     data_root = config.get("data_root")
     if not data_root:
         return {name: dict(d) for name, d in (config.get("datasets") or {}).items()}

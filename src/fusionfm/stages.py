@@ -60,13 +60,14 @@ def prepare_dataset(
     out_images: str | os.PathLike[str],
     source_dir: str | os.PathLike[str] | None,
     mlflow: Mapping[str, Any],
+    parent_run: str | os.PathLike[str] = PARENT_JSON,
 ) -> None:
     """Rule ``prepare_dataset``: normalized pairs plus ``manifest.parquet`` for one dataset."""
     from fusionfm.data.build import build_dataset
     from fusionfm.tracking import stage_run
 
     dataset = DatasetSpec.from_dict(name, spec)
-    with stage_run(PARENT_JSON, "prepare_dataset", {"dataset": name}, params=dict(spec),
+    with stage_run(parent_run, "prepare_dataset", {"dataset": name}, params=dict(spec),
                    experiment=mlflow["experiment"], enabled=mlflow["enabled"]) as tracker:
         manifest = build_dataset(dataset, out_images, out_manifest, SplitSpec.from_dict(split),
                                  source_root=source_dir)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import getpass
-import hashlib
 import json
 import logging
 import math
@@ -48,6 +47,11 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+
+# MLflow 3 reports usage telemetry over the network by default; pipeline jobs (often on compute
+# nodes without internet) must not try.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; mlflow is imported lazily
     from mlflow import MlflowClient
@@ -161,13 +165,10 @@ def _git_commit() -> str | None:
 
 
 def _config_sha256(config: Mapping[str, Any] | None) -> str | None:
-    """sha256 of the canonical JSON of ``config`` (sorted keys, compact), or ``None``."""
-    if config is None:
-        return None
-    text = json.dumps(
-        config, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    from fusionfm.config import config_sha256
+
+    return None if config is None else config_sha256(config)
+
 
 
 def _user() -> str:
@@ -673,8 +674,6 @@ def ensure_parent_run(
         )
         run_id = run.info.run_id
         store.call(lambda c: c.set_terminated(run_id, "FINISHED"), "finish parent run")
-        if config is not None:
-            Tracker(run_id, uri, run.info.artifact_uri).log_dict(dict(config), "config.json")
         info = {
             "run_id": run_id,
             "experiment_id": experiment_id,
@@ -686,6 +685,8 @@ def ensure_parent_run(
         }
         _write_json_atomic(parent_json, info)
         _LOG.info("created MLflow parent run %s in experiment %r (%s)", run_id, experiment, uri)
+        if config is not None:  # after parent.json: a failure here leaves no orphan parent
+            Tracker(run_id, uri, run.info.artifact_uri).log_dict(dict(config), "config.json")
         return info
 
 
@@ -760,14 +761,15 @@ def stage_run(
     parent = ensure_parent_run(parent_json, experiment)
     uri = tracking_uri()
     store = _store(uri)
-    values = [str(value) for value in wildcards.values()]
-    run_name = "/".join([rule, *values])
+    # dict(...items()) also accepts Snakemake's Namedlist of wildcards
+    wildcards = {str(name): str(value) for name, value in wildcards.items()}
+    run_name = "/".join([rule, *wildcards.values()])
     run_tags: dict[str, Any] = {
         MLFLOW_PARENT_RUN_ID: parent["run_id"],
         MLFLOW_USER: _user(),
         "stage": rule,
         "snakemake.rule": rule,
-        **{f"wc.{name}": str(value) for name, value in wildcards.items()},
+        **{f"wc.{name}": value for name, value in wildcards.items()},
         "git.commit": _git_commit(),
         "config.sha256": parent.get("config_sha256"),
         "slurm.job_id": os.environ.get("SLURM_JOB_ID") or None,

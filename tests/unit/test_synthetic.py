@@ -91,9 +91,10 @@ def test_tasks_with_the_same_seed_do_not_share_content():
 
 @pytest.mark.parametrize(("height", "width"), [(32, 32), (40, 150), (150, 40), (97, 131)])
 def test_odd_sizes(height, width):
-    for task, modalities, channels_a, _, _ in LAYOUTS:
+    for task, modalities, *_ in LAYOUTS:
         (pair,) = generate_pairs(task, modalities, 1, height, width, 0)
-        assert pair.a.shape[:2] == pair.b.shape[:2] == (height, width)
+        for array in _arrays(pair):
+            assert array.shape[:2] == (height, width)
 
 
 def test_unknown_task_raises_naming_it():
@@ -102,7 +103,9 @@ def test_unknown_task_raises_naming_it():
     assert all(task in str(error.value) for task in TASKS)
 
 
-@pytest.mark.parametrize("modalities", [("mri", "xray"), ("ct", "pet"), ("mri",), ("mri", "ct", "pet")])
+@pytest.mark.parametrize(
+    "modalities", [("mri", "xray"), ("ct", "pet"), ("mri",), ("mri", "ct", "pet")]
+)
 def test_bad_mif_modalities_raise(modalities):
     with pytest.raises(InputError):
         generate_pairs("mif", modalities, 1, HEIGHT, WIDTH, 0)
@@ -184,8 +187,8 @@ def test_ivf_targets_are_hot_in_infrared_and_hidden_in_visible(index):
     assert 0.005 < targets.mean() < 0.4
     infrared_contrast = _target_contrast(infrared, targets)
     visible_contrast = _target_contrast(visible, targets)
-    assert infrared_contrast > 40
-    assert infrared_contrast > 4 * visible_contrast
+    assert infrared_contrast > 30
+    assert infrared_contrast > 3 * visible_contrast
     # Targets are hotter than their surroundings, the background is mid-gray, visible is dark.
     assert infrared[targets].mean() > infrared[~targets].mean()
     assert 60 < infrared[~targets].mean() < 170
@@ -229,7 +232,9 @@ def test_mif_mri_weighting_follows_modality_a_name():
     assert np.array_equal(t1.b, t2.b)
     assert np.median(t2.a[t2.a > 20]) != np.median(t1.a[t1.a > 20])
     salt = synthetic.zlib.crc32(b"mif/ct")
-    _, _, labels = synthetic._mif_sample(np.random.default_rng([2, salt, 0]), HEIGHT, WIDTH, "ct", "t1")
+    _, _, labels = synthetic._mif_sample(
+        np.random.default_rng([2, salt, 0]), HEIGHT, WIDTH, "ct", "t1"
+    )
     csf, white = labels == synthetic._CSF, labels == synthetic._WHITE
     assert t1.a[csf].mean() < t1.a[white].mean()
     assert t2.a[csf].mean() > t2.a[white].mean()

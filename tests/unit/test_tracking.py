@@ -6,6 +6,7 @@ a SQLite file there, so the repository's ``results/`` is never touched.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -58,21 +59,7 @@ def test_stage_run_creates_parent_and_child_then_reuses_parent(
 ) -> None:
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
     monkeypatch.setenv("MLFLOW_RUN_ID", "0" * 32)  # must be ignored, not resumed
-    config = {"mlflow": {"experiment": "exp"}, "split": {"seed": 0}}
-    parent = tracking.ensure_parent_run(PARENT, "exp", config=config)
-    parent_text = (workdir / PARENT).read_text()
-    assert set(parent) == {
-        "run_id",
-        "experiment_id",
-        "experiment",
-        "tracking_uri",
-        "git_commit",
-        "config_sha256",
-        "created",
-    }
-    assert parent["tracking_uri"] == os.environ["MLFLOW_TRACKING_URI"]
-    assert len(parent["config_sha256"]) == 64
-
+    assert not (workdir / PARENT).exists()
     wildcards = {"dataset": "syn_ivf", "task": "00"}
     with tracking.stage_run(
         PARENT,
@@ -90,21 +77,35 @@ def test_stage_run_creates_parent_and_child_then_reuses_parent(
         run.log_dict({"psnr": 30.5}, "eval/metrics.json")
     first_child = run.run_id
 
+    parent_text = (workdir / PARENT).read_text()
+    parent = json.loads(parent_text)
+    assert set(parent) == {
+        "run_id",
+        "experiment_id",
+        "experiment",
+        "tracking_uri",
+        "git_commit",
+        "config_sha256",
+        "created",
+    }
+    assert parent["experiment"] == "exp" and parent["config_sha256"] is None
+    assert parent["tracking_uri"] == os.environ["MLFLOW_TRACKING_URI"]
+
     client = _client()
     child = client.get_run(first_child)
     assert child.info.status == "FINISHED"
     assert child.info.run_name == "train_task/syn_ivf/00"
+    assert child.info.experiment_id == parent["experiment_id"]
     tags = child.data.tags
     assert tags["mlflow.parentRunId"] == parent["run_id"]
     assert tags["stage"] == tags["snakemake.rule"] == "train_task"
     assert tags["wc.dataset"] == "syn_ivf" and tags["wc.task"] == "00"
-    assert tags["config.sha256"] == parent["config_sha256"]
     assert tags["slurm.job_id"] == "4242"
     assert tags["ckpt"].endswith("model.pt") and tags["extra"] == "1"
     assert child.data.params["lr"] == "0.0001"
     assert len(child.data.params["long"]) == 6000  # truncated to MLflow's limit
     history = client.get_metric_history(first_child, "train/loss")
-    assert [m.step for m in sorted(history, key=lambda m: m.step)] == [0, 1, 2]
+    assert sorted(m.step for m in history) == [0, 1, 2]
     assert "bad" not in child.data.metrics and "inf" not in child.data.metrics
     artifacts = [a.path for a in client.list_artifacts(first_child, "eval")]
     assert artifacts == ["eval/metrics.json"]
@@ -129,14 +130,42 @@ def test_stage_run_creates_parent_and_child_then_reuses_parent(
     assert (workdir / PARENT).read_text() == parent_text
 
 
+def test_ensure_parent_run_records_config(workdir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = {"split": {"seed": 0, "test_fraction": 0.25}, "mlflow": {"experiment": "exp"}}
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    parent = tracking.ensure_parent_run(PARENT, "exp", config=config)
+    assert parent["config_sha256"] == hashlib.sha256(canonical.encode()).hexdigest()
+    assert json.loads((workdir / PARENT).read_text()) == parent
+    client = _client()
+    stored = workdir / "results/mlflow/artifacts" / parent["run_id"] / "artifacts/config.json"
+    assert json.loads(stored.read_text()) == config
+    assert client.get_run(parent["run_id"]).data.tags["config.sha256"] == parent["config_sha256"]
+
+    with tracking.stage_run(PARENT, "summarize", {}, experiment="exp") as run:
+        pass
+    child = client.get_run(run.run_id)
+    assert child.info.run_name == "summarize"
+    assert child.data.tags["config.sha256"] == parent["config_sha256"]
+
+    with caplog.at_level("WARNING", logger="fusionfm.tracking"):  # get, not re-create
+        again = tracking.ensure_parent_run(PARENT, "exp", config={**config, "x": 1})
+    assert again == parent
+    assert "config changed" in caplog.text
+
+
 def test_exception_marks_child_failed_and_reraises(workdir: Path) -> None:
+    # Snakemake's own wildcards object (a Namedlist: items() but no values())
+    iocontainers = pytest.importorskip("snakemake.iocontainers")
+    wildcards = iocontainers.Wildcards(fromdict={"dataset": "d", "task": "01"})
     with pytest.raises(RuntimeError, match="boom"):
-        with tracking.stage_run(PARENT, "train_task", {"dataset": "d", "task": "01"}) as run:
+        with tracking.stage_run(PARENT, "train_task", wildcards) as run:
             run.log_metrics({"loss": 1.0}, step=0)
             raise RuntimeError("boom")
     client = _client()
     failed = client.get_run(run.run_id)
     assert failed.info.status == "FAILED"
+    assert failed.info.run_name == "train_task/d/01"
+    assert failed.data.tags["wc.task"] == "01"
     assert failed.data.metrics == {"loss": 1.0}
     assert failed.info.end_time is not None
 

@@ -37,7 +37,7 @@ def test_unknown_config_key_is_named(workdir):
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     result = run_snakemake(workdir, "-n", "--cores", "1", "all", check=False)
     assert result.returncode != 0
-    assert "synthetc" in result.stderr and "Additional properties are not allowed" in result.stderr
+    assert "synthetc" in result.stdout + result.stderr and "Additional properties are not allowed" in result.stdout + result.stderr
 
 
 def test_wrong_type_is_named(workdir):
@@ -46,7 +46,7 @@ def test_wrong_type_is_named(workdir):
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     result = run_snakemake(workdir, "-n", "--cores", "1", "all", check=False)
     assert result.returncode != 0
-    assert "'many' is not of type 'integer'" in result.stderr
+    assert "'many' is not of type 'integer'" in result.stdout + result.stderr
 
 
 def test_unknown_task_is_rejected(workdir):
@@ -55,4 +55,4 @@ def test_unknown_task_is_rejected(workdir):
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     result = run_snakemake(workdir, "-n", "--cores", "1", "all", check=False)
     assert result.returncode != 0
-    assert "'xyz' is not one of ['ivf', 'mif', 'mef', 'mff']" in result.stderr
+    assert "'xyz' is not one of ['ivf', 'mif', 'mef', 'mff']" in result.stdout + result.stderr

@@ -2,9 +2,9 @@ from snakemake.utils import validate
 
 from fusionfm.config import resolve_datasets
 
-
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 DATASETS = resolve_datasets(config)
+PARENT_RUN = "results/mlflow/parent.json"  # one MLflow parent run per results tree
 
 
 wildcard_constraints:
@@ -28,15 +28,21 @@ def dataset_inputs(wildcards):
 def dir_source_files(spec):
     from fusionfm.data.sources import list_source_files
 
-    return [str(p) for p in list_source_files(spec["path"], spec["modalities"], spec.get("ground_truth"))]
+    return [
+        str(p)
+        for p in list_source_files(
+            spec["path"], spec["modalities"], spec.get("ground_truth")
+        )
+    ]
 
 
 def dataset_split(wildcards):
     spec = DATASETS[wildcards.dataset]
-    return {"test_fraction": spec.get("test_fraction", config["split"]["test_fraction"]), "seed": config["split"]["seed"]}
+    return {
+        "test_fraction": spec.get("test_fraction", config["split"]["test_fraction"]),
+        "seed": config["split"]["seed"],
+    }
 
 
 def final_outputs():
-    return ["results/mlflow/parent.json"] + expand(
-        "results/datasets/{dataset}/manifest.parquet", dataset=DATASETS
-    )
+    return expand("results/datasets/{dataset}/manifest.parquet", dataset=DATASETS)

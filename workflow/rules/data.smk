@@ -1,10 +1,12 @@
 rule download_dataset:
     output:
         directory("resources/datasets/{dataset}"),
-    params:
-        spec=dataset_spec,
     log:
         "logs/download_dataset/{dataset}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        spec=dataset_spec,
     script:
         "../scripts/download_dataset.py"
 
@@ -12,16 +14,19 @@ rule download_dataset:
 rule prepare_dataset:
     input:
         unpack(dataset_inputs),
+        parent_run=ancient(PARENT_RUN),
     output:
         manifest="results/datasets/{dataset}/manifest.parquet",
         images=directory("results/datasets/{dataset}/images"),
-    params:
-        spec=dataset_spec,
-        split=dataset_split,
-        mlflow=config["mlflow"],
     log:
         "logs/prepare_dataset/{dataset}.log",
     benchmark:
         "benchmarks/prepare_dataset/{dataset}.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        spec=dataset_spec,
+        split=dataset_split,
+        mlflow=config["mlflow"],
     script:
         "../scripts/prepare_dataset.py"

@@ -1,9 +1,11 @@
 rule mlflow_parent:
     output:
         "results/mlflow/parent.json",
-    params:
-        mlflow=config["mlflow"],
     log:
         "logs/mlflow_parent/mlflow_parent.log",
+    conda:
+        "../../environment.yml"
+    params:
+        mlflow=config["mlflow"],
     script:
         "../scripts/mlflow_parent.py"

@@ -46,7 +46,8 @@ MIN_SIZE = 32
 
 # Images scikit-image ships inside its package (verified to load without pooch or network).
 _RGB_SCENES: tuple[str, ...] = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle")
-_OUTDOOR_SCENES: tuple[str, ...] = ("rocket", "camera", "motorcycle", "astronaut")
+# No photos of people here: a person in the scene would have to be a hot target too.
+_OUTDOOR_SCENES: tuple[str, ...] = ("rocket", "motorcycle")
 _GROUND_TEXTURES: tuple[str, ...] = ("gravel", "grass")
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -69,7 +70,8 @@ class SyntheticPair:
     gt: np.ndarray | None
 
 
-_Renderer = Callable[[np.random.Generator, int, int], SyntheticPair]
+_Rendered = tuple[np.ndarray, np.ndarray, np.ndarray | None]
+_Renderer = Callable[[np.random.Generator, int, int], _Rendered]
 
 
 def generate_pairs(
@@ -78,7 +80,8 @@ def generate_pairs(
     """Generate ``pairs`` deterministic synthetic source pairs for ``task``.
 
     Arguments are checked at call time (not at the first ``next``). Pair ``i`` depends only on
-    ``(task, modality B for mif, height, width, seed, i)``.
+    ``(task, height, width, seed, i)`` and, for ``mif``, on the modality names; each pair draws
+    from ``np.random.default_rng([seed, crc32(task[/modality B]), i])``.
 
     Args:
         task: one of :data:`TASKS`.
@@ -101,8 +104,12 @@ def generate_pairs(
     names = [str(name) for name in modalities]
     if len(names) != 2:
         raise InputError(f"synthetic task {task!r} needs exactly two modalities, got {names}")
-    for label, value, minimum in (("pairs", pairs, 0), ("height", height, MIN_SIZE),
-                                  ("width", width, MIN_SIZE), ("seed", seed, 0)):
+    for label, value, minimum in (
+        ("pairs", pairs, 0),
+        ("height", height, MIN_SIZE),
+        ("width", width, MIN_SIZE),
+        ("seed", seed, 0),
+    ):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
             raise InputError(f"synthetic {label} must be an integer >= {minimum}, got {value!r}")
 
@@ -136,35 +143,34 @@ def _iterate(
 ) -> Iterator[SyntheticPair]:
     for index in range(pairs):
         rng = np.random.default_rng([seed, salt, index])
-        result = renderer(rng, height, width)
-        yield SyntheticPair(pair=f"{index:04d}", a=result.a, b=result.b, gt=result.gt)
+        a, b, gt = renderer(rng, height, width)
+        yield SyntheticPair(pair=f"{index:04d}", a=a, b=b, gt=gt)
 
 
 # --------------------------------------------------------------------------------------------
-# Task renderers (the pair id is filled in by _iterate)
+# Task renderers: (rng, height, width) -> (a, b, gt)
 # --------------------------------------------------------------------------------------------
 
 
-def _render_mff(rng: np.random.Generator, height: int, width: int) -> SyntheticPair:
+def _render_mff(rng: np.random.Generator, height: int, width: int) -> _Rendered:
     near, far, sharp, _ = _mff_sample(rng, height, width)
-    return SyntheticPair("", near, far, sharp)
+    return near, far, sharp
 
 
-def _render_mef(rng: np.random.Generator, height: int, width: int) -> SyntheticPair:
-    under, over, reference = _mef_sample(rng, height, width)
-    return SyntheticPair("", under, over, reference)
+def _render_mef(rng: np.random.Generator, height: int, width: int) -> _Rendered:
+    return _mef_sample(rng, height, width)
 
 
-def _render_ivf(rng: np.random.Generator, height: int, width: int) -> SyntheticPair:
+def _render_ivf(rng: np.random.Generator, height: int, width: int) -> _Rendered:
     infrared, visible, _ = _ivf_sample(rng, height, width)
-    return SyntheticPair("", infrared, visible, None)
+    return infrared, visible, None
 
 
 def _render_mif(
     rng: np.random.Generator, height: int, width: int, *, functional: str, weighting: str | None
-) -> SyntheticPair:
+) -> _Rendered:
     mri, other, _ = _mif_sample(rng, height, width, functional, weighting)
-    return SyntheticPair("", mri, other, None)
+    return mri, other, None
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,7 +248,10 @@ def _gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0:
         return image.astype(np.float32)
     blurred = cv2.GaussianBlur(
-        image.astype(np.float32), (0, 0), sigmaX=sigma, sigmaY=sigma,
+        image.astype(np.float32),
+        (0, 0),
+        sigmaX=sigma,
+        sigmaY=sigma,
         borderType=cv2.BORDER_REFLECT_101,
     )
     return blurred.reshape(image.shape)
@@ -259,7 +268,8 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int, scale: floa
     grid_w = int(np.ceil(width / scale)) + 3
     coarse = rng.standard_normal((grid_h, grid_w)).astype(np.float32)
     big = cv2.resize(
-        coarse, (int(round(grid_w * scale)), int(round(grid_h * scale))),
+        coarse,
+        (int(round(grid_w * scale)), int(round(grid_h * scale))),
         interpolation=cv2.INTER_CUBIC,
     )
     top = int(round(1.5 * scale))
@@ -292,8 +302,14 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
 
 
 def _rounded_rect(
-    yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, half_h: float, half_w: float,
-    radius: float, softness: float = 1.0,
+    yy: np.ndarray,
+    xx: np.ndarray,
+    cy: float,
+    cx: float,
+    half_h: float,
+    half_w: float,
+    radius: float,
+    softness: float = 1.0,
 ) -> np.ndarray:
     """Anti-aliased coverage in [0, 1] of a rounded rectangle (signed-distance based)."""
     radius = min(radius, half_h, half_w)
@@ -306,8 +322,14 @@ def _rounded_rect(
 
 
 def _ellipse(
-    yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, semi_y: float, semi_x: float,
-    angle: float = 0.0, softness: float = 1.0,
+    yy: np.ndarray,
+    xx: np.ndarray,
+    cy: float,
+    cx: float,
+    semi_y: float,
+    semi_x: float,
+    angle: float = 0.0,
+    softness: float = 1.0,
 ) -> np.ndarray:
     """Anti-aliased coverage in [0, 1] of a rotated ellipse (``angle`` in radians)."""
     cos, sin = np.cos(angle), np.sin(angle)
@@ -339,9 +361,7 @@ def _defocus(image: np.ndarray, radius: float, kind: str) -> np.ndarray:
     half = int(np.ceil(radius)) + 1
     ky, kx = np.mgrid[-half : half + 1, -half : half + 1]
     kernel = _normalized(np.clip(radius + 0.5 - np.hypot(ky, kx), 0.0, 1.0))
-    blurred = cv2.filter2D(
-        image.astype(np.float32), -1, kernel, borderType=cv2.BORDER_REFLECT_101
-    )
+    blurred = cv2.filter2D(image.astype(np.float32), -1, kernel, borderType=cv2.BORDER_REFLECT_101)
     return blurred.reshape(image.shape)
 
 
@@ -396,7 +416,7 @@ def _focus_mask(rng: np.random.Generator, height: int, width: int) -> np.ndarray
     """Smooth near-focus weight in [0, 1], shape ``(height, width)``.
 
     One of: a foreground blob biased to the centre, a wavy depth boundary across the frame, or
-    the horse silhouette placed as a foreground object. The near region covers roughly 20-70% of
+    the horse silhouette placed as a foreground object. The near region covers roughly 15-65% of
     the frame; the binary region is softened by a Gaussian so the focus changes gradually.
     """
     size = min(height, width)
@@ -414,7 +434,9 @@ def _focus_mask(rng: np.random.Generator, height: int, width: int) -> np.ndarray
         binary = field > np.quantile(field, rng.uniform(0.35, 0.65))
     else:
         silhouette = _horse_silhouette()
-        scale = rng.uniform(0.75, 1.0) * min(height / silhouette.shape[0], width / silhouette.shape[1])
+        scale = rng.uniform(0.75, 1.0) * min(
+            height / silhouette.shape[0], width / silhouette.shape[1]
+        )
         new_h = max(2, int(round(silhouette.shape[0] * scale)))
         new_w = max(2, int(round(silhouette.shape[1] * scale)))
         resized = cv2.resize(silhouette, (new_w, new_h), interpolation=cv2.INTER_AREA)
@@ -440,7 +462,7 @@ def _mff_sample(
     """
     size = min(height, width)
     scene = _random_crop(rng, _packaged_image(str(rng.choice(_RGB_SCENES))), height, width, 0.35)
-    # A little per-channel gain and contrast variation so repeated crops do not look identical.
+    # A little per-channel gain (white balance) so repeated crops do not look identical.
     scene = np.clip(scene * rng.uniform(0.9, 1.1, size=3).astype(np.float32), 0, 1)
     sharp_u8 = _to_uint8(scene)
     sharp = sharp_u8.astype(np.float32) / 255.0
@@ -494,8 +516,13 @@ def _mef_sample(
     if rng.random() < 0.6:
         # A sunlit patch (light through a window): the scene itself, many times brighter.
         patch = _rounded_rect(
-            yy, xx, rng.uniform(0.2, 0.8) * height, rng.uniform(0.2, 0.8) * width,
-            rng.uniform(0.15, 0.35) * height, rng.uniform(0.15, 0.35) * width, 0.05 * size,
+            yy,
+            xx,
+            rng.uniform(0.2, 0.8) * height,
+            rng.uniform(0.2, 0.8) * width,
+            rng.uniform(0.15, 0.35) * height,
+            rng.uniform(0.15, 0.35) * width,
+            0.05 * size,
         )
         patch = _gaussian(patch, rng.uniform(0.01, 0.04) * size)
         radiance = radiance * (1.0 + rng.uniform(6.0, 25.0) * patch)[:, :, None]
@@ -550,17 +577,20 @@ def _ivf_scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.nd
     """
     size = min(height, width)
     yy, xx = _grid(height, width)
-    if rng.random() < 0.5:
+    if rng.random() < 0.35:
         rgb = _random_crop(rng, _packaged_image(str(rng.choice(_OUTDOOR_SCENES))), height, width)
         luma = _luma(rgb)
         low = _gaussian(luma, rng.uniform(0.02, 0.05) * size)
         detail = luma - _gaussian(luma, 1.5)
-        sign = 1.0 if rng.random() < 0.75 else -1.0
+        # Brightness says little about temperature (bright sky is cold): either sign, damped.
+        sign = 1.0 if rng.random() < 0.5 else -1.0
         thermal = (
-            0.42 + sign * rng.uniform(0.5, 0.8) * (low - low.mean()) + 0.12 * detail
+            0.4
+            + sign * rng.uniform(0.3, 0.6) * (low - low.mean())
+            + 0.1 * detail
             + 0.06 * (yy / height - 0.5)
         )
-        return rgb, np.clip(thermal, 0.0, 1.0).astype(np.float32)
+        return rgb, np.clip(thermal, 0.15, 0.6).astype(np.float32)
 
     horizon = rng.uniform(0.3, 0.5) * height
     sky_mask = np.clip(horizon - yy + 0.5, 0.0, 1.0)
@@ -630,13 +660,23 @@ def _targets(
             person_h = height * (0.16 + 0.24 * nearness) * rng.uniform(0.85, 1.15)
             stride = rng.uniform(0.0, 0.08) * person_h
             torso = _rounded_rect(
-                yy, xx, foot_y - 0.62 * person_h, foot_x, 0.18 * person_h, 0.13 * person_h,
+                yy,
+                xx,
+                foot_y - 0.62 * person_h,
+                foot_x,
+                0.18 * person_h,
+                0.13 * person_h,
                 0.07 * person_h,
             )
             legs = [
                 _rounded_rect(
-                    yy, xx, foot_y - 0.24 * person_h, foot_x + side * (0.055 * person_h + stride),
-                    0.24 * person_h, 0.05 * person_h, 0.04 * person_h,
+                    yy,
+                    xx,
+                    foot_y - 0.24 * person_h,
+                    foot_x + side * (0.055 * person_h + stride),
+                    0.24 * person_h,
+                    0.05 * person_h,
+                    0.04 * person_h,
                 )
                 for side in (-1.0, 1.0)
             ]
@@ -657,22 +697,33 @@ def _targets(
                 yy, xx, foot_y - 0.36 * car_h, foot_x, 0.24 * car_h, 0.5 * car_w, 0.12 * car_h
             )
             cabin = _rounded_rect(
-                yy, xx, foot_y - 0.74 * car_h, foot_x - direction * 0.05 * car_w,
-                0.18 * car_h, 0.3 * car_w, 0.12 * car_h,
+                yy,
+                xx,
+                foot_y - 0.74 * car_h,
+                foot_x - direction * 0.05 * car_w,
+                0.18 * car_h,
+                0.3 * car_w,
+                0.12 * car_h,
             )
             wheels = np.maximum(
-                _ellipse(yy, xx, foot_y - 0.12 * car_h, foot_x - 0.3 * car_w, 0.12 * car_h,
-                         0.12 * car_h),
-                _ellipse(yy, xx, foot_y - 0.12 * car_h, foot_x + 0.3 * car_w, 0.12 * car_h,
-                         0.12 * car_h),
+                _ellipse(
+                    yy, xx, foot_y - 0.12 * car_h, foot_x - 0.3 * car_w, 0.12 * car_h, 0.12 * car_h
+                ),
+                _ellipse(
+                    yy, xx, foot_y - 0.12 * car_h, foot_x + 0.3 * car_w, 0.12 * car_h, 0.12 * car_h
+                ),
             )
             engine = np.exp(
-                -((yy - (foot_y - 0.36 * car_h)) ** 2 + (xx - (foot_x + direction * 0.36 * car_w)) ** 2)
+                -(
+                    (yy - (foot_y - 0.36 * car_h)) ** 2
+                    + (xx - (foot_x + direction * 0.36 * car_w)) ** 2
+                )
                 / (2 * (0.15 * car_h) ** 2)
             )
             coverage = np.maximum(np.maximum(body, cabin), wheels)
             temperature = (
-                rng.uniform(0.62, 0.72) * body + rng.uniform(0.55, 0.65) * cabin * (1 - body)
+                rng.uniform(0.65, 0.75) * body
+                + rng.uniform(0.55, 0.65) * cabin * (1 - body)
                 + 0.02 * texture
             )
             temperature = np.maximum(temperature, wheels * rng.uniform(0.85, 0.95))
@@ -699,9 +750,11 @@ def _ivf_sample(
     surroundings = _gaussian(scene, 0.06 * size)
     target_union = np.zeros((height, width), dtype=np.float32)
     for _, coverage, temperature in _targets(rng, height, width):
-        camouflage = surroundings * rng.uniform(0.85, 1.15) * (
-            1 + 0.05 * _smooth_noise(rng, height, width, 0.02 * size)
-        )[:, :, None]
+        camouflage = (
+            surroundings
+            * rng.uniform(0.85, 1.15)
+            * (1 + 0.05 * _smooth_noise(rng, height, width, 0.02 * size))[:, :, None]
+        )
         weight = coverage[:, :, None]
         scene = scene * (1 - weight) + weight * camouflage
         thermal = thermal * (1 - coverage) + coverage * temperature
@@ -729,7 +782,9 @@ def _ivf_sample(
     gain = 1.0
     for _ in range(4):  # fit the exposure so the noise-free image has the target mean
         encoded = black_lift + (1 - black_lift) * np.clip(linear * gain, 0, 1) ** (1 / 2.2)
-        gain *= (max(target_mean - black_lift, 1e-3) / max(float(encoded.mean()) - black_lift, 1e-3)) ** 2.2
+        gain *= (
+            max(target_mean - black_lift, 1e-3) / max(float(encoded.mean()) - black_lift, 1e-3)
+        ) ** 2.2
     full_well = rng.uniform(300.0, 900.0)
     electrons = rng.poisson(np.clip(linear * gain, 0, 1) * full_well).astype(np.float32)
     electrons += rng.normal(0.0, rng.uniform(1.0, 3.0), size=electrons.shape).astype(np.float32)
@@ -808,8 +863,14 @@ def _head_phantom(rng: np.random.Generator, height: int, width: int) -> np.ndarr
         # Lateral ventricles: crescents close to the midline at the front, diverging backwards.
         bent_u = u - side * bend * (v + 0.05) ** 2
         lobe = _ellipse(
-            v, bent_u, -0.05, side * spread, 0.3 * ventricle_scale, 0.065 * ventricle_scale,
-            angle=-side * np.deg2rad(rng.uniform(8, 18)), softness=1e-3,
+            v,
+            bent_u,
+            -0.05,
+            side * spread,
+            0.3 * ventricle_scale,
+            0.065 * ventricle_scale,
+            angle=-side * np.deg2rad(rng.uniform(8, 18)),
+            softness=1e-3,
         )
         labels[(lobe > 0.5) & brain] = _CSF
 
@@ -819,7 +880,9 @@ def _head_phantom(rng: np.random.Generator, height: int, width: int) -> np.ndarr
         distance = rng.uniform(0.15, 0.6)
         ly, lx = distance * np.sin(angle), distance * np.cos(angle)
         warp = 1.0 + 0.15 * _smooth_noise(rng, height, width, 0.05 * size)
-        lesion_rho = np.hypot((u - lx) / radius, (v - ly) / (radius * rng.uniform(0.8, 1.25))) * warp
+        lesion_rho = (
+            np.hypot((u - lx) / radius, (v - ly) / (radius * rng.uniform(0.8, 1.25))) * warp
+        )
         if rng.random() < 0.6:
             labels[(lesion_rho < rng.uniform(1.6, 2.2)) & brain] = _EDEMA
             labels[(lesion_rho < 1.0) & brain] = _HOT_LESION
@@ -847,8 +910,8 @@ def _mif_sample(
     size = min(height, width)
     labels = _head_phantom(rng, height, width)
     head = labels != _AIR
-    if weighting is None:
-        weighting = "t2" if rng.random() < 0.5 else "t1"
+    drawn_weighting = "t2" if rng.random() < 0.5 else "t1"  # drawn always: same phantom either way
+    weighting = weighting or drawn_weighting
 
     # MRI: tissue contrast, partial-volume blur, smooth bias field, Rician noise.
     mri = (_T1_TABLE if weighting == "t1" else _T2_TABLE)[labels]
@@ -863,7 +926,9 @@ def _mif_sample(
     if functional == "ct":
         ct = _CT_TABLE[labels].copy()
         bone = labels == _BONE
-        ct[bone] *= 0.88 + 0.12 * np.clip(_smooth_noise(rng, height, width, 0.02 * size)[bone], -1, 1)
+        ct[bone] *= 0.88 + 0.12 * np.clip(
+            _smooth_noise(rng, height, width, 0.02 * size)[bone], -1, 1
+        )
         ct = _gaussian(ct, 0.5) + rng.normal(0.0, 0.01, size=ct.shape) * head
         return mri_u8, _to_uint8(ct), labels
 
