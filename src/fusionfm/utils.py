@@ -6,8 +6,13 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TypeVar
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 
 
 @contextlib.contextmanager
@@ -37,3 +42,25 @@ def log_to_file(path: str | os.PathLike[str]) -> Iterator[None]:
             root.removeHandler(handler)
             root.setLevel(previous_level)
             sys.stdout.flush()
+
+
+def parallel_map(
+    function: Callable[[_Item], _Result],
+    items: Sequence[_Item],
+    workers: int = 1,
+    desc: str = "",
+    unit: str = "item",
+    progress: bool = True,
+) -> list[_Result]:
+    """``[function(item) for item in items]`` with a progress bar, in ``workers`` processes.
+
+    Results keep the order of ``items`` whatever the number of workers; ``function`` must be a
+    picklable module-level function when ``workers > 1``.
+    """
+    from tqdm import tqdm
+
+    bar = {"total": len(items), "desc": desc, "unit": unit, "disable": not progress}
+    if workers > 1 and len(items) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(items))) as pool:
+            return list(tqdm(pool.map(function, items), **bar))
+    return [function(item) for item in tqdm(items, **bar)]

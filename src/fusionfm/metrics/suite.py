@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -144,9 +143,8 @@ def score_folders(
     Raises:
         fusionfm.io.InputError: empty folder, a fused image with no source counterpart.
     """
-    from tqdm import tqdm
-
     from fusionfm.io import InputError, image_files_by_stem
+    from fusionfm.utils import parallel_map
 
     fused_files = image_files_by_stem(fused_dir)
     if not fused_files:
@@ -162,13 +160,7 @@ def score_folders(
             (str(fused_path), str(sources[0][stem]), str(sources[1][stem]),
              str(ground_truths[stem]) if stem in ground_truths else None)
         )
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            rows = list(tqdm(pool.map(_score_files, jobs), total=len(jobs), disable=not progress,
-                             desc="scoring", unit="image"))
-    else:
-        rows = [_score_files(job) for job in tqdm(jobs, disable=not progress, desc="scoring",
-                                                  unit="image")]
+    rows = parallel_map(_score_files, jobs, workers, "scoring", "image", progress)
     frame = pd.DataFrame(rows)
     frame.insert(0, "pair", list(fused_files))
     return frame
