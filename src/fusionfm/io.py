@@ -228,3 +228,33 @@ MANIFEST_SCHEMA = pa.schema(
 
 Paths are relative to the directory that holds the manifest; ``path_gt`` is null where the
 dataset has no ground truth; ``split`` is ``train`` or ``test``."""
+
+
+TIMING_SCHEMA = pa.schema(
+    [
+        pa.field("pair", pa.string(), nullable=False),
+        pa.field("teacher", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("seconds", pa.float64(), nullable=False),
+        pa.field("message", pa.string(), nullable=True),
+    ]
+)
+"""One row per pair a teacher was asked to fuse (``results/teachers/{dataset}/{teacher}/timing.parquet``).
+
+``status`` is ``ok`` or ``skipped`` (a missing external result, when skipping is configured, with
+the reason in ``message``); ``seconds`` is the wall time of that fusion (0 for skips)."""
+
+SCORES_SCHEMA = pa.schema(
+    [
+        pa.field("pair", pa.string(), nullable=False),
+        pa.field("role", pa.string(), nullable=False),
+        pa.field("candidate", pa.string(), nullable=False),
+        pa.field("metric", pa.string(), nullable=False),
+        pa.field("value", pa.float64(), nullable=True),
+    ]
+)
+"""Long-form scores of one dataset (``results/scores/{dataset}.parquet``).
+
+``role`` is ``teacher`` (``candidate`` = the teacher's name; the full metric suite, the task
+metrics and, where ground truth exists, ``PSNR_gt``/``SSIM_gt``) or ``source`` (``candidate`` =
+the modality name; the single-image statistics EN, SD, SF, AG of that source)."""
