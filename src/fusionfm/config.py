@@ -295,12 +295,13 @@ def resolve_datasets(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             matches nothing; a dataset folder does not hold exactly two modality folders; two
             folders give the same dataset name.
     """
-    return {name: _sorted_keys(d) for name, d in _resolve_datasets(config).items()}
+    return {name: sorted_keys(d) for name, d in _resolve_datasets(config).items()}
 
 
-def _sorted_keys(value: Any) -> Any:
+def sorted_keys(value: Any) -> Any:
+    """A copy of nested mappings with their keys in sorted order."""
     if isinstance(value, Mapping):
-        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+        return {key: sorted_keys(value[key]) for key in sorted(value)}
     return value
 
 
