@@ -86,23 +86,38 @@ def fuse_color(
     if task in CHROMA_TASKS_FROM_COLOR_SOURCE:
         chroma = (ycbcr_b if ycbcr_b is not None else ycbcr_a)[..., 1:]
     else:
-        chroma = blend_chroma(_chroma(ycbcr_a, y_a.shape), _chroma(ycbcr_b, y_b.shape))
+        chroma = blend_chroma(
+            _chroma(ycbcr_a, y_a.shape), _chroma(ycbcr_b, y_b.shape), y_a, y_b
+        )
     return to_uint8(ycbcr_to_rgb_in_gamut(fused_y, chroma))
 
 
-def blend_chroma(chroma_a: np.ndarray, chroma_b: np.ndarray) -> np.ndarray:
-    """Per-pixel chroma blend weighted by chroma magnitude (saturated colors win).
+def blend_chroma(
+    chroma_a: np.ndarray, chroma_b: np.ndarray, y_a: np.ndarray, y_b: np.ndarray
+) -> np.ndarray:
+    """Per-pixel chroma blend weighted by chroma magnitude times well-exposedness.
+
+    Saturated colors win, but only where their source is well exposed: the chroma of clipped
+    highlights and crushed shadows is unreliable (it shifts hue), so it would otherwise tint
+    the fused image wherever one exposure is blown out.
 
     Args:
         chroma_a, chroma_b: ``(H, W, 2)`` Cb, Cr on the 0-255 scale (neutral at 128).
+        y_a, y_b: ``(H, W)`` luminance of each source, 0-255.
 
     Returns:
         float64, ``(H, W, 2)``.
     """
-    weight_a = _chroma_magnitude(chroma_a)
-    weight_b = _chroma_magnitude(chroma_b)
+    weight_a = _chroma_magnitude(chroma_a) * _well_exposedness(y_a)
+    weight_b = _chroma_magnitude(chroma_b) * _well_exposedness(y_b)
     share_a = (weight_a / (weight_a + weight_b))[..., np.newaxis]
     return chroma_b + share_a * (chroma_a - chroma_b)
+
+
+def _well_exposedness(y: np.ndarray) -> np.ndarray:
+    """Mertens et al.'s Gaussian around mid-gray (sigma 0.2 on [0, 1]), floored so that a pixel
+    badly exposed in both sources still gets a chroma."""
+    return np.exp(-((y / 255.0 - 0.5) ** 2) / (2 * 0.2**2)) + 1e-3
 
 
 def _chroma_magnitude(chroma: np.ndarray) -> np.ndarray:
