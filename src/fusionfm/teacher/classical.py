@@ -1,10 +1,11 @@
 """Spatial-domain classical teachers (pixel rules, two-scale methods) and the built-in catalog.
 
-Each method comes in two forms: ``fuse_<name>_gray(y_a, y_b, **params)``, the published
-algorithm on two luminance images (float64 ``(H, W)``, 0-255 scale), and
-``fuse_<name>(a, b, task, **params)``, the teacher, which applies it through the color rule of
-:func:`fusionfm.teacher.color.fuse_color` and returns ``uint8``. Default parameters are the
-papers' settings.
+Each method is written once, as ``fuse_<name>_gray(y_a, y_b, *, params...)``: the published
+algorithm on two luminance images (float64 ``(H, W)``, 0-255 scale), whose keyword defaults are
+the papers' settings and whose docstring holds the reference. Its teacher
+``fuse_<name>(a, b, task, **params)`` is made by :func:`~fusionfm.teacher.registry.luminance_fuse`,
+which applies it through the color rule of :func:`fusionfm.teacher.color.fuse_color` and
+returns ``uint8``.
 
 The end of this module registers every built-in teacher (these and those of
 :mod:`~fusionfm.teacher.multiscale` and :mod:`~fusionfm.teacher.decision`) in one place.
@@ -12,12 +13,9 @@ The end of this module registers every built-in teacher (these and those of
 
 from __future__ import annotations
 
-import functools
-
 import cv2
 import numpy as np
 
-from fusionfm.teacher.color import fuse_color
 from fusionfm.teacher.decision import fuse_focus_measure
 from fusionfm.teacher.filters import (
     gaussian_blur,
@@ -27,7 +25,13 @@ from fusionfm.teacher.filters import (
     median3,
 )
 from fusionfm.teacher.multiscale import fuse_dwt, fuse_exposure, fuse_laplacian_pyramid
-from fusionfm.teacher.registry import FuseFunction, Teacher, register, signature_defaults
+from fusionfm.teacher.registry import (
+    FuseFunction,
+    Teacher,
+    luminance_fuse,
+    register,
+    signature_defaults,
+)
 
 # --------------------------------------------------------------------------------------------
 # Pixel rules
@@ -35,7 +39,11 @@ from fusionfm.teacher.registry import FuseFunction, Teacher, register, signature
 
 
 def fuse_average_gray(y_a: np.ndarray, y_b: np.ndarray, *, weight_a: float = 0.5) -> np.ndarray:
-    """Weighted average ``w y_a + (1 - w) y_b``.
+    """Weighted average ``w y_a + (1 - w) y_b``, the baseline of every fusion benchmark.
+
+    Reference: the pixel-averaging rule as defined in e.g. G. Piella, "A general framework for
+    multiresolution image fusion: from pixels to regions", Information Fusion 4(4), 2003,
+    259-280 (average = equal weights 0.5).
 
     Args:
         y_a, y_b: float64 ``(H, W)``.
@@ -47,29 +55,19 @@ def fuse_average_gray(y_a: np.ndarray, y_b: np.ndarray, *, weight_a: float = 0.5
     return weight_a * y_a + (1.0 - weight_a) * y_b
 
 
-def fuse_average(a: np.ndarray, b: np.ndarray, task: str, *, weight_a: float = 0.5) -> np.ndarray:
-    """Weighted-average fusion, the baseline of every fusion benchmark.
-
-    Reference: the pixel-averaging rule as defined in e.g. G. Piella, "A general framework for
-    multiresolution image fusion: from pixels to regions", Information Fusion 4(4), 2003,
-    259-280 (average = equal weights 0.5).
-
-    Args:
-        a, b: ``uint8`` ``(H, W)`` or ``(H, W, 3)``, same ``H, W``.
-        task: fusion task (picks the chroma rule).
-        weight_a: weight of source A's luminance.
-
-    Returns:
-        ``uint8`` ``(H, W)`` or ``(H, W, 3)``.
-    """
-    return fuse_color(a, b, task, functools.partial(fuse_average_gray, weight_a=weight_a))
+fuse_average = luminance_fuse(fuse_average_gray)
 
 
 def fuse_max_abs_gray(y_a: np.ndarray, y_b: np.ndarray) -> np.ndarray:
-    """Choose-max: per pixel the larger of the two luminances.
+    """Pixel-level choose-max ("maximum selection" rule): per pixel the larger luminance.
 
     Luminance is non-negative, so the maximum-absolute-value selection rule and the
-    maximum-intensity rule coincide here.
+    maximum-intensity rule coincide here. For ivf/mif this is the maximum-intensity rule that
+    keeps bright thermal targets and bright tissue; for mef/mff it is the classic
+    maximum-selection baseline.
+
+    Reference: the pixel-level maximum selection rule, e.g. in G. Pajares & J. M. de la Cruz,
+    "A wavelet-based image fusion tutorial", Pattern Recognition 37(9), 2004, 1855-1872.
 
     Args:
         y_a, y_b: float64 ``(H, W)``.
@@ -80,23 +78,7 @@ def fuse_max_abs_gray(y_a: np.ndarray, y_b: np.ndarray) -> np.ndarray:
     return np.maximum(y_a, y_b)
 
 
-def fuse_max_abs(a: np.ndarray, b: np.ndarray, task: str) -> np.ndarray:
-    """Pixel-level choose-max fusion ("maximum selection" rule on luminance).
-
-    For ivf/mif this is the maximum-intensity rule that keeps bright thermal targets and bright
-    tissue; for mef/mff it is the classic maximum-selection baseline.
-
-    Reference: the pixel-level maximum selection rule, e.g. in G. Pajares & J. M. de la Cruz,
-    "A wavelet-based image fusion tutorial", Pattern Recognition 37(9), 2004, 1855-1872.
-
-    Args:
-        a, b: ``uint8`` ``(H, W)`` or ``(H, W, 3)``, same ``H, W``.
-        task: fusion task (picks the chroma rule).
-
-    Returns:
-        ``uint8`` ``(H, W)`` or ``(H, W, 3)``.
-    """
-    return fuse_color(a, b, task, fuse_max_abs_gray)
+fuse_max_abs = luminance_fuse(fuse_max_abs_gray)
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,7 +98,11 @@ def fuse_guided_filter_gray(
     detail_radius: int = 7,
     detail_eps: float = 1e-6,
 ) -> np.ndarray:
-    """GFF on two luminance images (Li, Kang & Hu, IEEE TIP 22(7), 2013).
+    """GFF: image fusion with guided filtering, on two luminance images.
+
+    Reference: S. Li, X. Kang & J. Hu, "Image fusion with guided filtering", IEEE Transactions
+    on Image Processing 22(7), 2013, 2864-2875. Defaults are the paper's: 31x31 mean filter,
+    Gaussian r=5, sigma=5; r1=45, eps1=0.3 (base), r2=7, eps2=1e-6 (detail).
 
     1. Two-scale decomposition: base ``B = I * Z`` (``base_size^2`` mean filter), detail
        ``D = I - B``.
@@ -161,44 +147,7 @@ def fuse_guided_filter_gray(
     return fused * 255.0
 
 
-def fuse_guided_filter(
-    a: np.ndarray,
-    b: np.ndarray,
-    task: str,
-    *,
-    base_size: int = 31,
-    saliency_radius: int = 5,
-    saliency_sigma: float = 5.0,
-    base_radius: int = 45,
-    base_eps: float = 0.3,
-    detail_radius: int = 7,
-    detail_eps: float = 1e-6,
-) -> np.ndarray:
-    """GFF: image fusion with guided filtering.
-
-    Reference: S. Li, X. Kang & J. Hu, "Image fusion with guided filtering", IEEE Transactions
-    on Image Processing 22(7), 2013, 2864-2875. Defaults are the paper's: 31x31 mean filter,
-    Gaussian r=5, sigma=5; r1=45, eps1=0.3 (base), r2=7, eps2=1e-6 (detail). See
-    :func:`fuse_guided_filter_gray`.
-
-    Args:
-        a, b: ``uint8`` ``(H, W)`` or ``(H, W, 3)``, same ``H, W``.
-        task: fusion task (picks the chroma rule).
-
-    Returns:
-        ``uint8`` ``(H, W)`` or ``(H, W, 3)``.
-    """
-    kernel = functools.partial(
-        fuse_guided_filter_gray,
-        base_size=base_size,
-        saliency_radius=saliency_radius,
-        saliency_sigma=saliency_sigma,
-        base_radius=base_radius,
-        base_eps=base_eps,
-        detail_radius=detail_radius,
-        detail_eps=detail_eps,
-    )
-    return fuse_color(a, b, task, kernel)
+fuse_guided_filter = luminance_fuse(fuse_guided_filter_gray)
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,7 +158,11 @@ def fuse_guided_filter(
 def fuse_two_scale_saliency_gray(
     y_a: np.ndarray, y_b: np.ndarray, *, mean_size: int = 35
 ) -> np.ndarray:
-    """TIF on two luminance images (Bavirisetti & Dhuli, Infrared Phys. Technol. 76, 2016).
+    """TIF: two-scale image fusion with saliency detection, on two luminance images.
+
+    Reference: D. P. Bavirisetti & R. Dhuli, "Two-scale image fusion of visible and infrared
+    images using saliency detection", Infrared Physics & Technology 76, 2016, 52-64. Default:
+    the paper's 35x35 mean filter and 3x3 median filter.
 
     1. Two-scale decomposition: base ``B = mean_filter(I, mean_size)``, detail ``D = I - B``.
     2. Visual saliency ``S = (B - median3(I))^2``: the distance between the local mean (the
@@ -236,26 +189,7 @@ def fuse_two_scale_saliency_gray(
     return 0.5 * (base_a + base_b) + detail
 
 
-def fuse_two_scale_saliency(
-    a: np.ndarray, b: np.ndarray, task: str, *, mean_size: int = 35
-) -> np.ndarray:
-    """TIF: two-scale image fusion with saliency detection.
-
-    Reference: D. P. Bavirisetti & R. Dhuli, "Two-scale image fusion of visible and infrared
-    images using saliency detection", Infrared Physics & Technology 76, 2016, 52-64. Default:
-    the paper's 35x35 mean filter and 3x3 median filter. See
-    :func:`fuse_two_scale_saliency_gray`.
-
-    Args:
-        a, b: ``uint8`` ``(H, W)`` or ``(H, W, 3)``, same ``H, W``.
-        task: fusion task (picks the chroma rule).
-        mean_size: side of the mean filter.
-
-    Returns:
-        ``uint8`` ``(H, W)`` or ``(H, W, 3)``.
-    """
-    kernel = functools.partial(fuse_two_scale_saliency_gray, mean_size=mean_size)
-    return fuse_color(a, b, task, kernel)
+fuse_two_scale_saliency = luminance_fuse(fuse_two_scale_saliency_gray)
 
 
 # --------------------------------------------------------------------------------------------
@@ -344,7 +278,13 @@ def fuse_cross_bilateral_gray(
     kernel_size: int = 11,
     covariance_window: int = 5,
 ) -> np.ndarray:
-    """CBF on two luminance images (Kumar, Signal Image Video Process. 9(5), 2015).
+    """CBF: fusion by pixel significance with the cross bilateral filter, on two luminance images.
+
+    Reference: B. K. Shreyamsha Kumar, "Image fusion based on pixel significance using cross
+    bilateral filter", Signal, Image and Video Processing 9(5), 2015, 1193-1204. Defaults are
+    the paper's: sigma_s = 1.8, sigma_r = 25, 11x11 kernel, 5x5 covariance window. The weights
+    follow the paper exactly (sum of eigenvalues = trace), only the border rule differs
+    (reflection instead of the code's extension).
 
     1. ``A_cbf`` = cross bilateral filter of A with range weights from B (and vice versa).
     2. Detail images ``A_D = A - A_cbf``, ``B_D = B - B_cbf``.
@@ -365,39 +305,7 @@ def fuse_cross_bilateral_gray(
     return (weight_a * y_a + weight_b * y_b) / (weight_a + weight_b)
 
 
-def fuse_cross_bilateral(
-    a: np.ndarray,
-    b: np.ndarray,
-    task: str,
-    *,
-    sigma_spatial: float = 1.8,
-    sigma_range: float = 25.0,
-    kernel_size: int = 11,
-    covariance_window: int = 5,
-) -> np.ndarray:
-    """CBF: image fusion based on pixel significance using the cross bilateral filter.
-
-    Reference: B. K. Shreyamsha Kumar, "Image fusion based on pixel significance using cross
-    bilateral filter", Signal, Image and Video Processing 9(5), 2015, 1193-1204. Defaults are
-    the paper's: sigma_s = 1.8, sigma_r = 25, 11x11 kernel, 5x5 covariance window. See
-    :func:`fuse_cross_bilateral_gray`; the weights follow the paper exactly (sum of eigenvalues
-    = trace), only the border rule differs (reflection instead of the code's extension).
-
-    Args:
-        a, b: ``uint8`` ``(H, W)`` or ``(H, W, 3)``, same ``H, W``.
-        task: fusion task (picks the chroma rule).
-
-    Returns:
-        ``uint8`` ``(H, W)`` or ``(H, W, 3)``.
-    """
-    kernel = functools.partial(
-        fuse_cross_bilateral_gray,
-        sigma_spatial=sigma_spatial,
-        sigma_range=sigma_range,
-        kernel_size=kernel_size,
-        covariance_window=covariance_window,
-    )
-    return fuse_color(a, b, task, kernel)
+fuse_cross_bilateral = luminance_fuse(fuse_cross_bilateral_gray)
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-
 import cv2
 import numpy as np
 
-from fusionfm.teacher.color import fuse_color
 from fusionfm.teacher.filters import box_mean, guided_filter
+from fusionfm.teacher.registry import luminance_fuse
 
 
 def sum_modified_laplacian(image: np.ndarray, radius: int, step: int = 1) -> np.ndarray:
@@ -124,12 +122,27 @@ def fuse_focus_measure_gray(
     guided_radius: int = 4,
     guided_eps: float = 0.1,
 ) -> np.ndarray:
-    """Multi-focus fusion of two luminance images with a refined SML decision map.
+    """Multi-focus fusion of two luminance images by a focus measure and a refined decision map.
 
     ``F = W y_a + (1 - W) y_b`` with ``W`` from :func:`focus_decision_map`.
 
+    The scheme is the decision-map pipeline of Y. Liu, X. Chen, H. Peng & Z. Wang,
+    "Multi-focus image fusion with a deep convolutional neural network", Information Fusion 36,
+    2017, 191-207: binary decision map, small-region removal with area threshold 0.01 H W, then a
+    guided filter with the initial fused image as guide (eps = 0.1), and a pixel-wise weighted
+    average. The CNN's focus map is replaced by the classic sum-modified-Laplacian, which
+    W. Huang & Z. Jing, "Evaluation of focus measures in multi-focus image fusion", Pattern
+    Recognition Letters 28(4), 2007, 493-500, found the best of the common focus measures, and the
+    map gets the majority-filter consistency verification of Li, Manjunath & Mitra (1995).
+
+    Our settings: a 7x7 SML window, a 5x5 majority window and guided-filter radius 4 (Liu et
+    al. use r = 8 on 520x520 Lytro images). The smaller radius keeps the blend band narrow: on
+    the synthetic MFF set (128x160 and 256x320) it scores 1.5-2.5 dB higher PSNR against the
+    all-in-focus ground truth than r = 8, and Lytro results look the same.
+
     Args:
-        y_a, y_b: float64 ``(H, W)``, 0-255.
+        y_a, y_b: float64 ``(H, W)``, 0-255; A near-, B far-focused (or the other way round: the
+            method is symmetric).
 
     Returns:
         float64 ``(H, W)``, 0-255.
@@ -147,49 +160,4 @@ def fuse_focus_measure_gray(
     return weight_a * y_a + (1.0 - weight_a) * y_b
 
 
-def fuse_focus_measure(
-    a: np.ndarray,
-    b: np.ndarray,
-    task: str,
-    *,
-    sml_radius: int = 3,
-    sml_step: int = 1,
-    consistency_window: int = 5,
-    min_region_fraction: float = 0.01,
-    guided_radius: int = 4,
-    guided_eps: float = 0.1,
-) -> np.ndarray:
-    """Multi-focus fusion by a focus measure and a refined decision map.
-
-    The scheme is the decision-map pipeline of Y. Liu, X. Chen, H. Peng & Z. Wang,
-    "Multi-focus image fusion with a deep convolutional neural network", Information Fusion 36,
-    2017, 191-207: binary decision map, small-region removal with area threshold 0.01 H W, then a
-    guided filter with the initial fused image as guide (eps = 0.1), and a pixel-wise weighted
-    average. The CNN's focus map is replaced by the classic sum-modified-Laplacian, which
-    W. Huang & Z. Jing, "Evaluation of focus measures in multi-focus image fusion", Pattern
-    Recognition Letters 28(4), 2007, 493-500, found the best of the common focus measures, and the
-    map gets the majority-filter consistency verification of Li, Manjunath & Mitra (1995).
-
-    Our settings: a 7x7 SML window, a 5x5 majority window and guided-filter radius 4 (Liu et
-    al. use r = 8 on 520x520 Lytro images). The smaller radius keeps the blend band narrow: on
-    the synthetic MFF set (128x160 and 256x320) it scores 1.5-2.5 dB higher PSNR against the
-    all-in-focus ground truth than r = 8, and Lytro results look the same.
-
-    Args:
-        a, b: ``uint8`` ``(H, W)`` or ``(H, W, 3)``, same ``H, W``; A near-, B far-focused (or
-            the other way round: the method is symmetric).
-        task: fusion task (picks the chroma rule).
-
-    Returns:
-        ``uint8`` ``(H, W)`` or ``(H, W, 3)``.
-    """
-    kernel = functools.partial(
-        fuse_focus_measure_gray,
-        sml_radius=sml_radius,
-        sml_step=sml_step,
-        consistency_window=consistency_window,
-        min_region_fraction=min_region_fraction,
-        guided_radius=guided_radius,
-        guided_eps=guided_eps,
-    )
-    return fuse_color(a, b, task, kernel)
+fuse_focus_measure = luminance_fuse(fuse_focus_measure_gray)

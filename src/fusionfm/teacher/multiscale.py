@@ -1,12 +1,12 @@
 """Multi-scale classical teachers: Laplacian pyramid, wavelet (DWT) and exposure fusion.
 
-Like :mod:`fusionfm.teacher.classical`, each luminance method has a ``fuse_<name>_gray`` kernel
-and a ``fuse_<name>`` teacher; exposure fusion works on the color images directly.
+Like :mod:`fusionfm.teacher.classical`, each luminance method is a ``fuse_<name>_gray`` kernel
+whose ``fuse_<name>`` teacher is made by :func:`~fusionfm.teacher.registry.luminance_fuse`;
+exposure fusion works on the color images directly.
 """
 
 from __future__ import annotations
 
-import functools
 import warnings
 
 import cv2
@@ -15,7 +15,7 @@ import pywt
 from scipy import ndimage
 
 from fusionfm.color import LUMA_WEIGHTS
-from fusionfm.teacher.color import fuse_color, to_uint8
+from fusionfm.teacher.color import to_uint8
 from fusionfm.teacher.filters import (
     gaussian_pyramid,
     laplacian_magnitude,
@@ -23,6 +23,7 @@ from fusionfm.teacher.filters import (
     max_pyramid_levels,
     reconstruct_laplacian_pyramid,
 )
+from fusionfm.teacher.registry import luminance_fuse
 
 # --------------------------------------------------------------------------------------------
 # Laplacian pyramid: Burt & Adelson 1983, Burt & Kolczynski 1993
@@ -75,6 +76,11 @@ def fuse_laplacian_pyramid_gray(
 ) -> np.ndarray:
     """Laplacian-pyramid fusion of two luminance images.
 
+    References: P. J. Burt & E. H. Adelson, "The Laplacian pyramid as a compact image code",
+    IEEE Trans. Communications 31(4), 1983, 532-540; P. J. Burt & R. J. Kolczynski, "Enhanced
+    image capture through fusion", Proc. ICCV 1993, 173-182 (3x3 salience/match measures,
+    selection or averaging with alpha = 0.85). Base level averaged; 4 levels.
+
     Detail levels are combined by :func:`select_or_average` (Burt & Kolczynski's salience and
     match measures on a small window), the low-pass residual by averaging; the fused pyramid is
     collapsed. ``levels`` is capped by the image size.
@@ -98,34 +104,7 @@ def fuse_laplacian_pyramid_gray(
     return reconstruct_laplacian_pyramid(fused)
 
 
-def fuse_laplacian_pyramid(
-    a: np.ndarray,
-    b: np.ndarray,
-    task: str,
-    *,
-    levels: int = 4,
-    window: int = 3,
-    match_threshold: float = 0.85,
-) -> np.ndarray:
-    """Laplacian-pyramid fusion.
-
-    References: P. J. Burt & E. H. Adelson, "The Laplacian pyramid as a compact image code",
-    IEEE Trans. Communications 31(4), 1983, 532-540; P. J. Burt & R. J. Kolczynski, "Enhanced
-    image capture through fusion", Proc. ICCV 1993, 173-182 (3x3 salience/match measures,
-    selection or averaging with alpha = 0.85). Base level averaged; 4 levels. See
-    :func:`fuse_laplacian_pyramid_gray`.
-
-    Args:
-        a, b: ``uint8`` ``(H, W)`` or ``(H, W, 3)``, same ``H, W``.
-        task: fusion task (picks the chroma rule).
-
-    Returns:
-        ``uint8`` ``(H, W)`` or ``(H, W, 3)``.
-    """
-    kernel = functools.partial(
-        fuse_laplacian_pyramid_gray, levels=levels, window=window, match_threshold=match_threshold
-    )
-    return fuse_color(a, b, task, kernel)
+fuse_laplacian_pyramid = luminance_fuse(fuse_laplacian_pyramid_gray)
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,7 +121,12 @@ def fuse_dwt_gray(
     window: int = 3,
     consistency_window: int = 3,
 ) -> np.ndarray:
-    """Wavelet fusion of two luminance images.
+    """Discrete-wavelet-transform fusion of two luminance images.
+
+    Reference: H. Li, B. S. Manjunath & S. K. Mitra, "Multisensor image fusion using the
+    wavelet transform", Graphical Models and Image Processing 57(3), 1995, 235-245: area-based
+    maximum selection (max |coefficient| in a 3x3 window), 3x3 majority-filter consistency
+    verification, averaged approximation. Daubechies db2, 4 levels.
 
     2-D DWT (``pywt.wavedec2``, symmetric extension). In every detail sub-band the activity of a
     coefficient is the maximum absolute value in a ``window x window`` neighbourhood; the source
@@ -194,38 +178,7 @@ def _select_by_activity(
     return choose_a * band_a + (1.0 - choose_a) * band_b
 
 
-def fuse_dwt(
-    a: np.ndarray,
-    b: np.ndarray,
-    task: str,
-    *,
-    wavelet: str = "db2",
-    levels: int = 4,
-    window: int = 3,
-    consistency_window: int = 3,
-) -> np.ndarray:
-    """Discrete-wavelet-transform fusion.
-
-    Reference: H. Li, B. S. Manjunath & S. K. Mitra, "Multisensor image fusion using the
-    wavelet transform", Graphical Models and Image Processing 57(3), 1995, 235-245: area-based
-    maximum selection (max |coefficient| in a 3x3 window), 3x3 majority-filter consistency
-    verification, averaged approximation. Daubechies db2, 4 levels. See :func:`fuse_dwt_gray`.
-
-    Args:
-        a, b: ``uint8`` ``(H, W)`` or ``(H, W, 3)``, same ``H, W``.
-        task: fusion task (picks the chroma rule).
-
-    Returns:
-        ``uint8`` ``(H, W)`` or ``(H, W, 3)``.
-    """
-    kernel = functools.partial(
-        fuse_dwt_gray,
-        wavelet=wavelet,
-        levels=levels,
-        window=window,
-        consistency_window=consistency_window,
-    )
-    return fuse_color(a, b, task, kernel)
+fuse_dwt = luminance_fuse(fuse_dwt_gray)
 
 
 # --------------------------------------------------------------------------------------------

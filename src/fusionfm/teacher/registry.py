@@ -2,9 +2,10 @@
 
 A :class:`Teacher` is a name, the tasks it serves, a ``fuse(a, b, task, **params)`` callable, a
 citation and default parameters. The built-in classical methods register themselves when
-:mod:`fusionfm.teacher` is imported; other kinds of teachers (precomputed folders, external
-commands, exported models) build a :class:`Teacher` around their own ``fuse`` and call
-:func:`register` the same way, leaving ``builtin`` false.
+:mod:`fusionfm.teacher` is imported (most of them are luminance kernels turned into teachers by
+:func:`luminance_fuse`); other kinds of teachers (precomputed folders, external commands,
+exported models) build a :class:`Teacher` around their own ``fuse`` and call :func:`register`
+the same way, leaving ``builtin`` false.
 
 :func:`run_teacher` is the one entry point the pipeline calls: it checks the task, the sources
 and the parameters, so each ``fuse`` can assume valid input.
@@ -12,6 +13,7 @@ and the parameters, so each ``fuse`` can assume valid input.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,11 +24,16 @@ import numpy as np
 
 from fusionfm.config import NAME_PATTERN, TASKS
 from fusionfm.io import InputError
+from fusionfm.teacher.color import fuse_color
 
 FuseFunction = Callable[..., np.ndarray]
 """``fuse(a, b, task, **params) -> fused``: ``a``, ``b`` ``uint8`` ``(H, W)`` or ``(H, W, 3)``;
 ``fused`` ``uint8`` with the same ``H, W`` (gray or RGB per the color rule of
 :func:`fusionfm.teacher.color.fuse_color`)."""
+
+LuminanceKernel = Callable[..., np.ndarray]
+"""``kernel(y_a, y_b, *, **params) -> y_fused``: float64 ``(H, W)`` luminance images on the 0-255
+scale; the parameters are keyword-only, with the method's defaults."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +196,42 @@ def signature_defaults(fuse: FuseFunction) -> dict[str, Any]:
         for p in inspect.signature(fuse).parameters.values()
         if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
     }
+
+
+def luminance_fuse(kernel: LuminanceKernel) -> FuseFunction:
+    """The teacher ``fuse(a, b, task, **params)`` of a luminance kernel.
+
+    ``fuse`` fuses the sources' luminance with ``functools.partial(kernel, **params)`` and
+    recombines the chroma by the color rule of :func:`fusionfm.teacher.color.fuse_color`,
+    returning ``uint8``. It is named after the kernel without its ``_gray`` suffix
+    (``fuse_dwt_gray`` -> ``fuse_dwt``), in the kernel's module, and its signature is
+    ``(a, b, task, *, <the kernel's keyword-only parameters>)``, so :func:`signature_defaults`
+    of it gives the kernel's defaults.
+
+    Args:
+        kernel: ``kernel(y_a, y_b, *, **params)``, see :data:`LuminanceKernel`.
+    """
+
+    def fuse(a: np.ndarray, b: np.ndarray, task: str, **params: Any) -> np.ndarray:
+        return fuse_color(a, b, task, functools.partial(kernel, **params))
+
+    own = inspect.signature(fuse)
+    sources = [p for p in own.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    keyword_only = [
+        p
+        for p in inspect.signature(kernel).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    fuse.__name__ = fuse.__qualname__ = kernel.__name__.removesuffix("_gray")
+    fuse.__module__ = kernel.__module__
+    fuse.__doc__ = (
+        f"Teacher form of :func:`{kernel.__name__}`: fuses the luminance of ``a`` and ``b`` with "
+        "it, recombines the chroma by ``task``'s color rule "
+        "(:func:`fusionfm.teacher.color.fuse_color`) and returns ``uint8`` ``(H, W)`` or "
+        "``(H, W, 3)``."
+    )
+    fuse.__signature__ = own.replace(parameters=[*sources, *keyword_only])  # type: ignore[attr-defined]
+    return fuse
 
 
 def _check_task(task: str) -> None:
