@@ -11,6 +11,9 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/tracking.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/teacher.smk"
+include: "workflow/rules/pseudolabels.smk"
+include: "workflow/rules/refine.smk"
 
 
 localrules:

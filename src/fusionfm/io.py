@@ -258,3 +258,65 @@ SCORES_SCHEMA = pa.schema(
 ``role`` is ``teacher`` (``candidate`` = the teacher's name; the full metric suite, the task
 metrics and, where ground truth exists, ``PSNR_gt``/``SSIM_gt``) or ``source`` (``candidate`` =
 the modality name; the single-image statistics EN, SD, SF, AG of that source)."""
+
+SELECTION_SCHEMA = pa.schema(
+    [
+        pa.field("pair", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("teacher", pa.string(), nullable=True),
+        pa.field("composite", pa.float64(), nullable=True),
+        pa.field("runner_up", pa.string(), nullable=True),
+        pa.field("runner_up_composite", pa.float64(), nullable=True),
+        pa.field("margin", pa.float64(), nullable=True),
+        pa.field("contender_support", pa.float64(), nullable=True),
+        pa.field("n_candidates", pa.int64(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("details", pa.string(), nullable=False),
+    ]
+)
+"""One row per pair of a dataset's manifest (``results/selection/{dataset}/selection.parquet``).
+
+``status`` is ``selected`` or ``rejected``. ``teacher`` is the candidate with the highest task
+composite (kept for rejected rows too; null only when the pair has no scored candidate);
+``composite`` its composite in [0, 1]; ``runner_up``/``runner_up_composite`` the second best
+(null with a single candidate), ``margin = composite - runner_up_composite`` (null likewise).
+``contender_support`` is the largest share of the profile weight on whose metrics a candidate
+within ``min_margin`` of the best beats it (0 when no candidate is that close; null with a single
+candidate).
+``reason`` says in words why the pair was selected or rejected (``weak``: composite under
+``min_composite``; ``contested``: ``contender_support >= 0.5``; ``no candidates``), with the best
+candidate's normalized profile metrics. ``details`` is a JSON object
+``{metric: {"value": raw, "norm": normalized, "weight": w}}`` for the best candidate (``{}`` when
+there is none)."""
+
+REFINE_SCHEMA = pa.schema(
+    [
+        pa.field("pair", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("teacher", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("diagnoses", pa.list_(pa.string()), nullable=False),
+        pa.field("operations", pa.list_(pa.string()), nullable=False),
+        pa.field("composite_before", pa.float64(), nullable=True),
+        pa.field("composite_after", pa.float64(), nullable=True),
+        pa.field("metrics_before", pa.string(), nullable=False),
+        pa.field("metrics_after", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+    ]
+)
+"""One row per selected pair (``results/refine/{dataset}/refine.parquet``).
+
+``status`` is ``refined`` (the refined image passed the accept rule and is the pseudo-label) or
+``kept`` (the selected teacher image is the pseudo-label unchanged). ``diagnoses`` lists the
+degraded components found (``contrast``, ``detail``, ``saliency``, ``noise``, ``exposure``);
+``operations`` the enhancements applied to the accepted image, each with its strength (e.g.
+``detail_injection:0.5``), empty when kept. ``composite_before``/``composite_after`` are the task
+composites of the selected and the final image under the pair's candidate normalization (equal
+when kept). ``metrics_before``/``metrics_after`` are JSON objects ``{metric: raw value}`` of the
+profile metrics (``after`` describes the final label, so it equals ``before`` when kept; the best
+rejected attempt is described in ``reason``). ``reason`` says why the image was refined or kept.
+``label`` is the final pseudo-label image, relative to the directory holding this table."""

@@ -79,3 +79,155 @@ def prepare_dataset(
             "with_ground_truth": int(manifest["path_gt"].notna().sum()),
         })
         log.info("%s: %d pairs (%s)", name, len(manifest), dict(counts))
+
+
+def _tracked(rule: str, wildcards: Mapping[str, str], mlflow: Mapping[str, Any],
+             parent_run: str | os.PathLike[str], params: Mapping[str, Any] | None = None):
+    from fusionfm.tracking import stage_run
+
+    return stage_run(parent_run, rule, wildcards, params=params,
+                     experiment=mlflow["experiment"], enabled=mlflow["enabled"])
+
+
+def run_teacher(
+    dataset: str,
+    teacher: str,
+    task: str,
+    spec: Mapping[str, Any],
+    manifest: str | os.PathLike[str],
+    out_images: str | os.PathLike[str],
+    out_timing: str | os.PathLike[str],
+    workers: int,
+    mlflow: Mapping[str, Any],
+    parent_run: str | os.PathLike[str] = PARENT_JSON,
+) -> None:
+    """Rule ``run_teacher``: one teacher fuses every pair of one dataset."""
+    from fusionfm.teacher.stage import run_teacher_stage
+
+    wildcards = {"dataset": dataset, "teacher": teacher}
+    with _tracked("run_teacher", wildcards, mlflow, parent_run, params=dict(spec)) as tracker:
+        timing = run_teacher_stage(Path(manifest).parent, task, teacher, spec, Path(out_images),
+                                   Path(out_timing), workers=workers)
+        fused = timing[timing["status"] == "ok"]
+        tracker.log_metrics({
+            "pairs": len(fused),
+            "skipped": int((timing["status"] != "ok").sum()),
+            "ms_per_pair": 1000 * float(fused["seconds"].mean()) if len(fused) else float("nan"),
+        })
+        log.info("%s/%s: fused %d pairs, skipped %d", dataset, teacher, len(fused),
+                 len(timing) - len(fused))
+
+
+def score_pseudolabels(
+    dataset: str,
+    task: str,
+    manifest: str | os.PathLike[str],
+    teacher_images: Mapping[str, str | os.PathLike[str]],
+    out_table: str | os.PathLike[str],
+    workers: int,
+    mlflow: Mapping[str, Any],
+    parent_run: str | os.PathLike[str] = PARENT_JSON,
+) -> None:
+    """Rule ``score_pseudolabels``: every teacher output on the metric suite, long form."""
+    from fusionfm.pseudolabel.scoring import score_dataset
+
+    with _tracked("score_pseudolabels", {"dataset": dataset}, mlflow, parent_run,
+                  params={"teachers": sorted(teacher_images)}) as tracker:
+        table = score_dataset(Path(manifest).parent, task, teacher_images, out_table, workers)
+        teacher_rows = table[table["role"] == "teacher"]
+        means = teacher_rows.groupby(["candidate", "metric"])["value"].mean()
+        tracker.log_metrics({f"{teacher}/{metric}": value for (teacher, metric), value in means.items()})
+        log.info("%s: %d score rows for %d teachers", dataset, len(table), len(teacher_images))
+
+
+def select_pseudolabels(
+    dataset: str,
+    task: str,
+    manifest: str | os.PathLike[str],
+    scores: str | os.PathLike[str],
+    selection_config: Mapping[str, Any],
+    out_table: str | os.PathLike[str],
+    out_report: str | os.PathLike[str],
+    mlflow: Mapping[str, Any],
+    parent_run: str | os.PathLike[str] = PARENT_JSON,
+) -> None:
+    """Rule ``select_pseudolabels``: the task-aware choice of one pseudo-label per pair."""
+    from fusionfm.io import (
+        MANIFEST_SCHEMA,
+        SCORES_SCHEMA,
+        SELECTION_SCHEMA,
+        read_table,
+        write_table,
+    )
+    from fusionfm.pseudolabel import selection as sel
+
+    config = sel.SelectionConfig.from_dict(selection_config)
+    with _tracked("select_pseudolabels", {"dataset": dataset}, mlflow, parent_run,
+                  params=dict(selection_config)) as tracker:
+        score_table = read_table(scores, SCORES_SCHEMA)
+        choice = sel.select_pseudolabels(score_table, read_table(manifest, MANIFEST_SCHEMA), task, config)
+        report = sel.selection_report(score_table, choice, task, config)
+        write_table(out_table, choice, SELECTION_SCHEMA)
+        with atomic_path(out_report) as tmp:
+            tmp.write_text(json.dumps(report, indent=2, default=float) + "\n")
+        tracker.log_metrics(_flat_numbers(report))
+        tracker.log_dict(report, "selection_report.json")
+        log.info("%s: %s", dataset, json.dumps(report, default=float))
+
+
+def refine_labels(
+    dataset: str,
+    task: str,
+    manifest: str | os.PathLike[str],
+    scores: str | os.PathLike[str],
+    selection: str | os.PathLike[str],
+    teacher_images: Mapping[str, str | os.PathLike[str]],
+    selection_config: Mapping[str, Any],
+    refiner_config: Mapping[str, Any],
+    out_images: str | os.PathLike[str],
+    out_table: str | os.PathLike[str],
+    workers: int,
+    mlflow: Mapping[str, Any],
+    parent_run: str | os.PathLike[str] = PARENT_JSON,
+) -> None:
+    """Rule ``refine_labels``: diagnose, decompose and enhance each selected pseudo-label."""
+    from fusionfm.io import MANIFEST_SCHEMA, SCORES_SCHEMA, SELECTION_SCHEMA, read_table
+    from fusionfm.pseudolabel import selection as sel
+    from fusionfm.refine import refiner
+
+    with _tracked("refine_labels", {"dataset": dataset}, mlflow, parent_run,
+                  params=dict(refiner_config)) as tracker:
+        table = refiner.refine_dataset(
+            manifest=read_table(manifest, MANIFEST_SCHEMA),
+            selection=read_table(selection, SELECTION_SCHEMA),
+            teacher_image_path=lambda teacher, pair: Path(teacher_images[teacher]) / f"{pair}.png",
+            dataset_root=Path(manifest).parent,
+            scores=read_table(scores, SCORES_SCHEMA),
+            task=task,
+            selection_config=sel.SelectionConfig.from_dict(selection_config),
+            refiner_config=refiner.RefinerConfig.from_dict(refiner_config),
+            out_images=Path(out_images),
+            out_table=Path(out_table),
+            workers=workers,
+        )
+        refined = table["status"] == "refined"
+        tracker.log_metrics({
+            "pairs": len(table),
+            "refined": int(refined.sum()),
+            "acceptance_rate": float(refined.mean()) if len(table) else 0.0,
+            "composite_before": float(table["composite_before"].mean()),
+            "composite_after": float(table["composite_after"].mean()),
+        })
+        log.info("%s: refined %d of %d pseudo-labels", dataset, int(refined.sum()), len(table))
+
+
+def _flat_numbers(data: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numeric leaves of a nested mapping, keyed ``a/b/c``."""
+    flat: dict[str, float] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat |= _flat_numbers(value, f"{name}/")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            flat[name] = float(value)
+    return flat

@@ -3,46 +3,92 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
 import yaml
 
-from fusionfm.io import MANIFEST_SCHEMA
+from fusionfm.io import MANIFEST_SCHEMA, SCORES_SCHEMA, read_table
 
 from .conftest import run_snakemake
 
 DATASETS = ("syn_ivf", "syn_mif", "syn_mef", "syn_mff")
 
 
+def _planned_jobs(plan: str) -> set[tuple[str, str]]:
+    """(rule, dataset) of every job a dry run plans."""
+    jobs, rule = set(), None
+    for line in plan.splitlines():
+        if match := re.match(r"^rule (\w+):", line.strip()):
+            rule = match.group(1)
+        elif (match := re.search(r"wildcards: dataset=([\w-]+)", line)) and rule:
+            jobs.add((rule, match.group(1)))
+    return jobs
+
+
+def _edit_config(workdir, edit) -> None:
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    edit(config)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+
+
 @pytest.mark.slow
-def test_all_builds_every_dataset_tracks_it_and_reruns_only_what_changed(workdir):
+def test_all_runs_through_refinement_tracks_every_job_and_reruns_only_what_changed(workdir):
     run_snakemake(workdir, "--cores", "2", "all")
+    results = workdir / "results"
     for name in DATASETS:
-        manifest = pd.read_parquet(workdir / "results" / "datasets" / name / "manifest.parquet")
+        manifest = pd.read_parquet(results / "datasets" / name / "manifest.parquet")
         assert list(manifest.columns) == MANIFEST_SCHEMA.names
         assert len(manifest) == 4 and set(manifest["split"]) == {"train", "test"}
         for column in ("path_a", "path_b"):
-            for path in manifest[column]:
-                assert (workdir / "results" / "datasets" / name / path).is_file()
+            assert all((results / "datasets" / name / p).is_file() for p in manifest[column])
         assert manifest["path_gt"].notna().all() == (name in ("syn_mef", "syn_mff"))
-        assert (workdir / "logs" / "prepare_dataset" / f"{name}.log").is_file()
-        assert (workdir / "benchmarks" / "prepare_dataset" / f"{name}.tsv").is_file()
 
-    parent = json.loads((workdir / "results" / "mlflow" / "parent.json").read_text())
+        scores = read_table(results / "scores" / f"{name}.parquet", SCORES_SCHEMA)
+        teachers = set(scores.loc[scores["role"] == "teacher", "candidate"])
+        assert len(teachers) >= 4 and set(scores["pair"]) == set(manifest["pair"])
+        assert ("PSNR_gt" in set(scores["metric"])) == (name in ("syn_mef", "syn_mff"))
+
+        selection = pd.read_parquet(results / "selection" / f"{name}.parquet")
+        assert set(selection["pair"]) == set(manifest["pair"]) and selection["reason"].str.len().min() > 0
+        report = json.loads((results / "selection" / f"{name}.json").read_text())
+        if name in ("syn_mef", "syn_mff"):
+            assert "spearman_composite_psnr_gt" in json.dumps(report)
+
+        refine = pd.read_parquet(results / "refine" / f"{name}.parquet")
+        assert (refine["composite_after"] >= refine["composite_before"] - 1e-12).all()
+        changed = refine["status"] == "refined"
+        assert (refine.loc[changed, "composite_after"] > refine.loc[changed, "composite_before"]).all()
+        labels = sorted(p.stem for p in (results / "refine" / name / "images").glob("*.png"))
+        assert labels == sorted(refine["pair"])
+        for rule in ("prepare_dataset", "score_pseudolabels", "select_pseudolabels", "refine_labels"):
+            assert (workdir / "logs" / rule / f"{name}.log").is_file()
+        for rule in ("prepare_dataset", "score_pseudolabels", "refine_labels"):
+            assert (workdir / "benchmarks" / rule / f"{name}.tsv").is_file()
+
+    parent = json.loads((results / "mlflow" / "parent.json").read_text())
     import mlflow
 
     client = mlflow.MlflowClient(parent["tracking_uri"])
-    runs = client.search_runs([parent["experiment_id"]])
+    runs = client.search_runs([parent["experiment_id"]], max_results=1000)
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent["run_id"]]
-    assert sorted(r.data.tags["wc.dataset"] for r in children) == sorted(DATASETS)
-    assert all(r.info.status == "FINISHED" and r.data.metrics["pairs"] == 4 for r in children)
+    assert all(r.info.status == "FINISHED" for r in children)
+    by_rule = {}
+    for run in children:
+        by_rule.setdefault(run.data.tags["snakemake.rule"], []).append(run)
+    assert sorted(r.data.tags["wc.dataset"] for r in by_rule["prepare_dataset"]) == sorted(DATASETS)
+    assert len(by_rule["refine_labels"]) == 4 and len(by_rule["select_pseudolabels"]) == 4
+    assert all("acceptance_rate" in r.data.metrics for r in by_rule["refine_labels"])
 
     assert "Nothing to be done" in run_snakemake(workdir, "-n", "--cores", "1", "all").stdout
 
-    config = yaml.safe_load((workdir / "config.yaml").read_text())
-    config["datasets"]["syn_mef"]["synthetic"]["seed"] = 99
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    plan = run_snakemake(workdir, "-n", "--cores", "1", "all").stdout
-    assert "dataset=syn_mef" in plan
-    assert not any(f"dataset={name}" in plan for name in DATASETS if name != "syn_mef")
+    _edit_config(workdir, lambda c: c.setdefault("refiner", {}).update(tolerance=0.07))
+    plan = _planned_jobs(run_snakemake(workdir, "-n", "--cores", "1", "all").stdout)
+    assert plan == {("refine_labels", name) for name in DATASETS}
+
+    _edit_config(workdir, lambda c: c["datasets"]["syn_mef"]["synthetic"].update(seed=99))
+    plan = _planned_jobs(run_snakemake(workdir, "-n", "--cores", "1", "all").stdout)
+    assert {dataset for _, dataset in plan} == {"syn_mef"} | {n for n in DATASETS}  # refiner too
+    assert {rule for rule, dataset in plan if dataset != "syn_mef"} == {"refine_labels"}
+    assert ("prepare_dataset", "syn_mef") in plan and ("run_teacher", "syn_mef") in plan

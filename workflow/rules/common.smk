@@ -1,18 +1,52 @@
 from snakemake.utils import validate
 
 from fusionfm.config import resolve_datasets
+from fusionfm.teacher.plan import resolve_teachers, teacher_input_files
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 DATASETS = resolve_datasets(config)
+TEACHERS = resolve_teachers(config, DATASETS)  # dataset -> teacher -> spec
 PARENT_RUN = "results/mlflow/parent.json"  # one MLflow parent run per results tree
 
 
 wildcard_constraints:
     dataset="|".join(DATASETS) or "(?!)",
+    teacher="|".join(sorted({t for teachers in TEACHERS.values() for t in teachers}))
+    or "(?!)",
 
 
 def dataset_spec(wildcards):
     return DATASETS[wildcards.dataset]
+
+
+def dataset_task(wildcards):
+    return DATASETS[wildcards.dataset]["task"]
+
+
+def teacher_spec(wildcards):
+    teachers = TEACHERS[wildcards.dataset]
+    if wildcards.teacher not in teachers:
+        raise ValueError(
+            f"teacher {wildcards.teacher!r} does not run on dataset {wildcards.dataset!r}; "
+            f"its teachers are: {', '.join(teachers)}"
+        )
+    return teachers[wildcards.teacher]
+
+
+def teacher_names(wildcards):
+    return sorted(TEACHERS[wildcards.dataset])
+
+
+def teacher_image_dirs(wildcards):
+    return [
+        f"results/teachers/{wildcards.dataset}/{teacher}/images"
+        for teacher in teacher_names(wildcards)
+    ]
+
+
+def teacher_external_files(wildcards):
+    """Files an external teacher reads (precomputed results, a model), so edits rerun it."""
+    return [str(p) for p in teacher_input_files(teacher_spec(wildcards))]
 
 
 def dataset_inputs(wildcards):
@@ -45,4 +79,11 @@ def dataset_split(wildcards):
 
 
 def final_outputs():
-    return expand("results/datasets/{dataset}/manifest.parquet", dataset=DATASETS)
+    outputs = expand("results/datasets/{dataset}/manifest.parquet", dataset=DATASETS)
+    for dataset in DATASETS:
+        if TEACHERS[dataset]:
+            outputs += [
+                f"results/selection/{dataset}.json",
+                f"results/refine/{dataset}.parquet",
+            ]
+    return outputs

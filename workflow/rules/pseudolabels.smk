@@ -1,0 +1,46 @@
+rule score_pseudolabels:
+    input:
+        manifest="results/datasets/{dataset}/manifest.parquet",
+        images="results/datasets/{dataset}/images",
+        teachers=teacher_image_dirs,
+        parent_run=ancient(PARENT_RUN),
+    output:
+        "results/scores/{dataset}.parquet",
+    log:
+        "logs/score_pseudolabels/{dataset}.log",
+    benchmark:
+        "benchmarks/score_pseudolabels/{dataset}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        task=dataset_task,
+        teachers=teacher_names,
+        mlflow=config["mlflow"],
+    script:
+        "../scripts/score_pseudolabels.py"
+
+
+rule select_pseudolabels:
+    input:
+        manifest="results/datasets/{dataset}/manifest.parquet",
+        scores="results/scores/{dataset}.parquet",
+        parent_run=ancient(PARENT_RUN),
+    output:
+        table="results/selection/{dataset}.parquet",
+        report="results/selection/{dataset}.json",
+    log:
+        "logs/select_pseudolabels/{dataset}.log",
+    benchmark:
+        "benchmarks/select_pseudolabels/{dataset}.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        task=dataset_task,
+        selection=config["selection"],
+        mlflow=config["mlflow"],
+    script:
+        "../scripts/select_pseudolabels.py"
