@@ -186,6 +186,7 @@ def refine_labels(
     refiner_config: Mapping[str, Any],
     out_images: str | os.PathLike[str],
     out_table: str | os.PathLike[str],
+    out_report: str | os.PathLike[str],
     workers: int,
     mlflow: Mapping[str, Any],
     parent_run: str | os.PathLike[str] = PARENT_JSON,
@@ -194,13 +195,18 @@ def refine_labels(
     from fusionfm.io import MANIFEST_SCHEMA, SCORES_SCHEMA, SELECTION_SCHEMA, read_table
     from fusionfm.pseudolabel import selection as sel
     from fusionfm.refine import refiner
+    from fusionfm.refine.report import refine_report
 
+    def teacher_image_path(teacher: str, pair: str) -> Path:
+        return Path(teacher_images[teacher]) / f"{pair}.png"
+
+    manifest_table = read_table(manifest, MANIFEST_SCHEMA)
     with _tracked("refine_labels", {"dataset": dataset}, mlflow, parent_run,
                   params=dict(refiner_config)) as tracker:
         table = refiner.refine_dataset(
-            manifest=read_table(manifest, MANIFEST_SCHEMA),
+            manifest=manifest_table,
             selection=read_table(selection, SELECTION_SCHEMA),
-            teacher_image_path=lambda teacher, pair: Path(teacher_images[teacher]) / f"{pair}.png",
+            teacher_image_path=teacher_image_path,
             dataset_root=Path(manifest).parent,
             scores=read_table(scores, SCORES_SCHEMA),
             task=task,
@@ -210,15 +216,13 @@ def refine_labels(
             out_table=Path(out_table),
             workers=workers,
         )
-        refined = table["status"] == "refined"
-        tracker.log_metrics({
-            "pairs": len(table),
-            "refined": int(refined.sum()),
-            "acceptance_rate": float(refined.mean()) if len(table) else 0.0,
-            "composite_before": float(table["composite_before"].mean()),
-            "composite_after": float(table["composite_after"].mean()),
-        })
-        log.info("%s: refined %d of %d pseudo-labels", dataset, int(refined.sum()), len(table))
+        report = refine_report(table, manifest_table, Path(manifest).parent, teacher_image_path,
+                               Path(out_images))
+        with atomic_path(out_report) as tmp:
+            tmp.write_text(json.dumps(report, indent=2) + "\n")
+        tracker.log_metrics(_flat_numbers(report))
+        tracker.log_dict(report, "refine_report.json")
+        log.info("%s: %s", dataset, json.dumps(report))
 
 
 def _flat_numbers(data: Mapping[str, Any], prefix: str = "") -> dict[str, float]:

@@ -54,9 +54,16 @@ def test_all_runs_through_refinement_tracks_every_job_and_reruns_only_what_chang
         assert set(selection["pair"]) == set(manifest["pair"]) and selection["reason"].str.len().min() > 0
         report = json.loads((results / "selection" / f"{name}.json").read_text())
         if name in ("syn_mef", "syn_mff"):
-            assert "spearman_composite_psnr_gt" in json.dumps(report)
+            truth = report["ground_truth"]
+            assert -1 <= truth["spearman_composite_psnr_gt"] <= 1
+            assert truth["selected_mean_psnr_gt"] >= truth["best_teacher_mean_psnr_gt"]
 
         refine = pd.read_parquet(results / "refine" / f"{name}.parquet")
+        refine_report = json.loads((results / "refine" / f"{name}.json").read_text())
+        assert refine_report["pairs"] == len(refine)
+        if name in ("syn_mef", "syn_mff"):
+            truth = refine_report["ground_truth"]
+            assert truth["refined_mean_psnr_gt"] >= truth["selected_mean_psnr_gt"]
         assert (refine["composite_after"] >= refine["composite_before"] - 1e-12).all()
         changed = refine["status"] == "refined"
         assert (refine.loc[changed, "composite_after"] > refine.loc[changed, "composite_before"]).all()

@@ -84,6 +84,6 @@ def final_outputs():
         if TEACHERS[dataset]:
             outputs += [
                 f"results/selection/{dataset}.json",
-                f"results/refine/{dataset}.parquet",
+                f"results/refine/{dataset}.json",
             ]
     return outputs

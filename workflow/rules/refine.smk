@@ -9,6 +9,7 @@ rule refine_labels:
     output:
         images=directory("results/refine/{dataset}/images"),
         table="results/refine/{dataset}.parquet",
+        report="results/refine/{dataset}.json",
     log:
         "logs/refine_labels/{dataset}.log",
     benchmark:

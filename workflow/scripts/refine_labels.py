@@ -15,6 +15,7 @@ with log_to_file(snakemake.log[0]):
         refiner_config=snakemake.params.refiner,
         out_images=snakemake.output.images,
         out_table=snakemake.output.table,
+        out_report=snakemake.output.report,
         workers=snakemake.threads,
         mlflow=snakemake.params.mlflow,
         parent_run=snakemake.input.parent_run,

@@ -558,7 +558,7 @@ def selection_report(
         right_on=["pair", "candidate"],
     )
     on_selected = psnr[psnr["pair"].isin(set(selected["pair"]))]
-    teacher_means = on_selected.groupby("candidate")["PSNR_gt"].mean()
+    teacher_means = on_selected.groupby("candidate")["PSNR_gt"].agg(_mean)
     best_teacher = str(teacher_means.idxmax()) if len(teacher_means) else None
     report["ground_truth"] = {
         "spearman_composite_psnr_gt": _nan_to_none(overall),
@@ -566,7 +566,7 @@ def selection_report(
         "selected_mean_psnr_gt": _mean(chosen["PSNR_gt"]),
         "teacher_mean_psnr_gt": {str(k): float(v) for k, v in teacher_means.items()},
         "teacher_mean_psnr_gt_all_pairs": {
-            str(k): float(v) for k, v in psnr.groupby("candidate")["PSNR_gt"].mean().items()
+            str(k): float(v) for k, v in psnr.groupby("candidate")["PSNR_gt"].agg(_mean).items()
         },
         "best_teacher": best_teacher,
         "best_teacher_mean_psnr_gt": float(teacher_means.max()) if len(teacher_means) else None,
@@ -576,9 +576,11 @@ def selection_report(
 
 
 def _mean(values: pd.Series) -> float | None:
+    """Mean of the finite values, exactly rounded (``math.fsum``) so that the same values in any
+    order give the same mean: a selection equal to a teacher reports exactly its mean."""
     values = pd.to_numeric(values, errors="coerce")
     values = values[np.isfinite(values)]
-    return float(values.mean()) if len(values) else None
+    return math.fsum(values) / len(values) if len(values) else None
 
 
 def _nan_to_none(value: float) -> float | None:
