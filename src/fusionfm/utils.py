@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -55,12 +56,21 @@ def parallel_map(
     """``[function(item) for item in items]`` with a progress bar, in ``workers`` processes.
 
     Results keep the order of ``items`` whatever the number of workers; ``function`` must be a
-    picklable module-level function when ``workers > 1``.
+    picklable module-level function when ``workers > 1``; workers come from :func:`fork_context`.
     """
     from tqdm import tqdm
 
     bar = {"total": len(items), "desc": desc, "unit": unit, "disable": not progress}
     if workers > 1 and len(items) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=fork_context()) as pool:
             return list(tqdm(pool.map(function, items), **bar))
     return [function(item) for item in tqdm(items, **bar)]
+
+
+def fork_context() -> multiprocessing.context.BaseContext:
+    """Process start method for worker pools: ``fork`` where available. ``spawn`` and
+    ``forkserver`` re-import ``__main__`` in each worker, and a Snakemake script adapter (no
+    ``if __name__ == "__main__"`` guard) would then run its whole job again in every worker."""
+    if "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()

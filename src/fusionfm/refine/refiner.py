@@ -31,7 +31,6 @@ import logging
 import math
 import os
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -69,6 +68,7 @@ from fusionfm.refine.decompose import (
     split_luminance,
 )
 from fusionfm.refine.diagnose import COMPONENTS, Diagnosis, SourceContext, is_degraded, measure
+from fusionfm.utils import parallel_map
 
 log = logging.getLogger("fusionfm.refine")
 
@@ -611,7 +611,6 @@ def refine_dataset(
         InputError: a selected pair missing from the manifest or without candidate scores, or an
             unreadable image.
     """
-    from tqdm import tqdm
 
     out_images, out_table, dataset_root = Path(out_images), Path(out_table), Path(dataset_root)
     rows_by_pair = {str(p): row for p, row in manifest.set_index("pair", drop=False).iterrows()}
@@ -643,12 +642,7 @@ def refine_dataset(
                     out_image=str(Path(tmp) / f"{pair}.png"),
                 )
             )
-        bar = {"total": len(jobs), "disable": not progress, "desc": "refining", "unit": "label"}
-        if workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                results = list(tqdm(pool.map(_run_job, jobs), **bar))
-        else:
-            results = [_run_job(job) for job in tqdm(jobs, **bar)]
+        results = parallel_map(_run_job, jobs, workers, "refining", "label", progress)
         table = pd.DataFrame(results, columns=[n for n in REFINE_SCHEMA.names if n != "label"])
         table["label"] = [Path(label_dir, f"{pair}.png").as_posix() for pair in table["pair"]]
         table = table[list(REFINE_SCHEMA.names)]

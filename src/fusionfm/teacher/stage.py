@@ -15,7 +15,6 @@ other teacher as ``teacher.fuse(a, b, task, pair=pair)``.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 import time
@@ -43,6 +42,7 @@ from fusionfm.io import (
 )
 from fusionfm.teacher.external import SkippedPair, build_external_teacher, external_tasks
 from fusionfm.teacher.registry import Teacher, get_teacher, run_teacher
+from fusionfm.utils import fork_context
 
 MANIFEST_NAME = "manifest.parquet"
 """File name of a built dataset's manifest inside its dataset folder."""
@@ -292,7 +292,7 @@ def _fuse_all(
         return
     executor = ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=_pool_context(),
+        mp_context=fork_context(),
         initializer=_init_worker,
         initargs=(job,),
     )
@@ -302,15 +302,6 @@ def _fuse_all(
         executor.shutdown(wait=True, cancel_futures=True)
         raise
     executor.shutdown(wait=True)
-
-
-def _pool_context() -> multiprocessing.context.BaseContext:
-    """``fork`` where available: ``spawn``/``forkserver`` re-import the ``__main__`` script in
-    each worker, and a Snakemake script adapter (no ``if __name__ == "__main__"`` guard) would
-    then run its whole job again. The workers only run the teacher."""
-    if "fork" in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context()
 
 
 _WORKER: tuple[_StageJob, Teacher, dict[str, Any]] | None = None
