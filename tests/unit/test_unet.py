@@ -1,0 +1,170 @@
+"""The student U-Net: shapes for any size, parameter budget, conditioning, gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fusionfm.io import InputError
+from fusionfm.models import (
+    TASK_INDEX,
+    FusionUNet,
+    UNetConfig,
+    count_parameters,
+    crop_to,
+    pad_to_stride,
+)
+
+SMALL = UNetConfig(base_channels=8, depth=2, time_dim=16)
+
+
+def _inputs(batch: int, height: int, width: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, 1, height, width, generator=g)
+    y_a = torch.rand(batch, 1, height, width, generator=g)
+    y_b = torch.rand(batch, 1, height, width, generator=g)
+    t = torch.rand(batch, generator=g)
+    task = torch.arange(batch) % 4
+    return x, t, y_a, y_b, task
+
+
+def test_task_index() -> None:
+    assert TASK_INDEX == {"ivf": 0, "mif": 1, "mef": 2, "mff": 3}
+
+
+def test_default_parameter_budget() -> None:
+    model = FusionUNet()
+    n = count_parameters(model)
+    assert 0.2e6 <= n <= 0.6e6
+    assert model.stride == 2**model.config.depth == 8
+
+
+@pytest.mark.parametrize("size", [(37, 53), (64, 80), (8, 8), (3, 5)])
+def test_output_shape_any_size(size: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    model = FusionUNet()
+    x, t, y_a, y_b, task = _inputs(2, *size)
+    with torch.no_grad():
+        out = model(x, t, y_a, y_b, task)
+    assert out.shape == x.shape
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize(
+    "config",
+    [SMALL, UNetConfig(base_channels=8, depth=1, num_res_blocks=2, channel_mults=(1, 3))],
+)
+def test_configs_shape(config: UNetConfig) -> None:
+    torch.manual_seed(0)
+    x, t, y_a, y_b, task = _inputs(1, 19, 23)
+    assert FusionUNet(config)(x, t, y_a, y_b, task).shape == x.shape
+
+
+def test_pad_and_crop_roundtrip() -> None:
+    x = torch.rand(2, 3, 37, 53)
+    padded, size = pad_to_stride(x, 8)
+    assert padded.shape == (2, 3, 40, 56) and size == (37, 53)
+    assert torch.equal(crop_to(padded, size), x)
+    tiny, size = pad_to_stride(torch.rand(1, 1, 2, 3), 8)  # too small to reflect
+    assert tiny.shape == (1, 1, 8, 8) and size == (2, 3)
+    same, _ = pad_to_stride(x[..., :32, :48], 8)
+    assert same.shape == (2, 3, 32, 48)
+
+
+def test_task_and_time_change_output() -> None:
+    torch.manual_seed(0)
+    model = FusionUNet(SMALL)
+    x, t, y_a, y_b, _ = _inputs(1, 16, 16)
+    with torch.no_grad():
+        ivf = model(x, t, y_a, y_b, torch.tensor([TASK_INDEX["ivf"]]))
+        mff = model(x, t, y_a, y_b, torch.tensor([TASK_INDEX["mff"]]))
+        later = model(x, t + 0.5, y_a, y_b, torch.tensor([TASK_INDEX["ivf"]]))
+    assert (ivf - mff).abs().max() > 1e-4
+    assert (ivf - later).abs().max() > 1e-4
+
+
+def test_batch_independent_and_scalar_broadcast() -> None:
+    torch.manual_seed(0)
+    model = FusionUNet(SMALL)
+    x, t, y_a, y_b, task = _inputs(3, 12, 20)
+    with torch.no_grad():
+        full = model(x, t, y_a, y_b, task)
+        one = model(x[1:2], t[1:2], y_a[1:2], y_b[1:2], task[1:2])
+        same_t = model(x, t[0], y_a, y_b, torch.tensor(2))
+        expanded = model(x, t[0].expand(3), y_a, y_b, torch.full((3,), 2))
+    torch.testing.assert_close(full[1:2], one, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(same_t, expanded)
+
+
+def test_gradients_flow_to_every_parameter() -> None:
+    torch.manual_seed(0)
+    model = FusionUNet(SMALL)
+    x, t, y_a, y_b, task = _inputs(4, 16, 16)
+    model(x, t, y_a, y_b, task).pow(2).mean().backward()
+    used = {int(i) for i in task}
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        if name == "task_embedding.weight":
+            assert p.grad[sorted(used)].abs().sum() > 0
+        else:
+            assert p.grad.abs().sum() > 0, name
+
+
+def test_config_from_dict() -> None:
+    cfg = UNetConfig.from_dict({"base_channels": 8, "depth": 2, "channel_mults": [1, 2, 2]})
+    assert cfg.level_channels == (8, 16, 16)
+    assert UNetConfig.from_dict(cfg.to_dict()) == cfg
+    assert UNetConfig.from_dict(None) == UNetConfig()
+    assert UNetConfig().level_channels == (16, 32, 48, 64)
+    with pytest.raises(InputError):
+        UNetConfig.from_dict({"widht": 8})
+    with pytest.raises(InputError):
+        UNetConfig.from_dict({"depth": 2, "channel_mults": [1, 2]})
+    with pytest.raises(InputError):
+        UNetConfig.from_dict({"time_dim": 15})
+
+
+def test_shape_errors() -> None:
+    model = FusionUNet(SMALL)
+    x, t, y_a, y_b, task = _inputs(2, 8, 8)
+    with pytest.raises(InputError):
+        model(x, t, y_a[..., :7], y_b[..., :7], task)
+    with pytest.raises(InputError):
+        model(x, t[:1].expand(3), y_a, y_b, task)
+
+
+def test_training_steps_lower_flow_matching_loss_and_sampler_runs() -> None:
+    from fusionfm.loss import flow_matching_loss
+    from fusionfm.path import StraightPath, start_image
+    from fusionfm.solver import sample
+
+    torch.manual_seed(0)
+    model = FusionUNet(SMALL)
+    _, _, y_a, y_b, task = _inputs(4, 16, 16, seed=1)
+    x1 = torch.maximum(y_a, y_b)
+    x0 = start_image(y_a, y_b, "mean")
+    ps = StraightPath().sample(x0, x1, torch.rand(4, generator=torch.Generator().manual_seed(2)))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def loss() -> torch.Tensor:
+        return flow_matching_loss(model(ps.x_t, ps.t, y_a, y_b, task), ps)
+
+    before = loss().item()
+    for _ in range(5):
+        optimizer.zero_grad()
+        loss().backward()
+        optimizer.step()
+    assert loss().item() < before
+    cond = {"y_a": y_a, "y_b": y_b, "task": task}
+    for method in ("euler", "heun"):
+        out = sample(model, x0, cond, steps=2, method=method)
+        assert out.shape == x0.shape and torch.isfinite(out).all()
+
+
+def test_autocast_bfloat16_cpu() -> None:
+    torch.manual_seed(0)
+    model = FusionUNet(SMALL)
+    x, t, y_a, y_b, task = _inputs(2, 13, 17)
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        out = model(x, t, y_a, y_b, task)
+    assert out.shape == x.shape and torch.isfinite(out).all()
