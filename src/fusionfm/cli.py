@@ -1,4 +1,4 @@
-"""The ``fusionfm`` command line: ``fusionfm metrics ...``."""
+"""The ``fusionfm`` command line: ``fusionfm metrics ...`` and ``fusionfm fuse ...``."""
 
 from __future__ import annotations
 
@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("-o", "--output", help="folder mode: Parquet table to write")
     metrics.add_argument("-j", "--workers", type=int, default=1, help="folder mode: processes")
     metrics.set_defaults(handler=_metrics_command)
+
+    from fusionfm.fuse import add_fuse_command
+
+    add_fuse_command(commands)
     return parser
 
 
