@@ -14,6 +14,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/teacher.smk"
 include: "workflow/rules/pseudolabels.smk"
 include: "workflow/rules/refine.smk"
+include: "workflow/rules/train.smk"
 
 
 localrules:

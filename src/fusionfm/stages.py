@@ -235,3 +235,35 @@ def _flat_numbers(data: Mapping[str, Any], prefix: str = "") -> dict[str, float]
         elif isinstance(value, int | float) and not isinstance(value, bool):
             flat[name] = float(value)
     return flat
+
+
+def train_task(
+    stage: str,
+    task: str,
+    manifests: list[str],
+    labels: list[str],
+    previous: str | os.PathLike[str] | None,
+    train_config: Mapping[str, Any],
+    out_model: str | os.PathLike[str],
+    out_ewc: str | os.PathLike[str],
+    out_replay: str | os.PathLike[str],
+    mlflow: Mapping[str, Any],
+    parent_run: str | os.PathLike[str] = PARENT_JSON,
+) -> None:
+    """Rule ``train_task``: learn one task, starting from the previous stage (EWC + replay).
+
+    A killed job resumes from the periodic train state beside ``out_model`` on its rerun.
+    """
+    from fusionfm.train.data import load_task_data
+    from fusionfm.train.trainer import TrainConfig, default_state_path
+    from fusionfm.train.trainer import train_task as train
+
+    settings = {k: v for k, v in train_config.items() if k != "task_order"}
+    config = TrainConfig.from_dict(settings)
+    datasets = [(Path(m).parent, Path(label)) for m, label in zip(manifests, labels, strict=True)]
+    with _tracked("train_task", {"stage": stage}, mlflow, parent_run, params=settings) as tracker:
+        data = load_task_data(datasets, task, crop=config.crop)
+        result = train(task, data, config, previous, out_model, out_ewc, out_replay,
+                       tracker=tracker, resume_from=default_state_path(out_model),
+                       checkpoint_every=max(1, config.steps // 10))
+        log.info("%s: %s", stage, result)

@@ -33,3 +33,15 @@ def test_refiner_defaults_match(repo_root):
     code = {f.name: _plain(getattr(RefinerConfig(), f.name)) for f in dataclasses.fields(RefinerConfig)}
     assert _schema_defaults(repo_root, "refiner") == code
     assert RefinerConfig.from_dict(_schema_defaults(repo_root, "refiner")) == RefinerConfig()
+
+
+def test_train_defaults_match(repo_root):
+    from fusionfm.train.trainer import TrainConfig
+
+    schema = _schema_defaults(repo_root, "train")
+    assert schema.pop("task_order") == ["ivf", "mif", "mef", "mff"]
+    assert schema.pop("model") == {}
+    code = TrainConfig().to_dict()
+    code.pop("model")
+    assert schema == code
+    assert TrainConfig.from_dict(schema) == TrainConfig()

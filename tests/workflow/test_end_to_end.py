@@ -16,13 +16,16 @@ from .conftest import run_snakemake
 DATASETS = ("syn_ivf", "syn_mif", "syn_mef", "syn_mff")
 
 
+STAGES = ("00_ivf", "01_mif", "02_mef", "03_mff")
+
+
 def _planned_jobs(plan: str) -> set[tuple[str, str]]:
-    """(rule, dataset) of every job a dry run plans."""
+    """(rule, dataset or training stage) of every job a dry run plans."""
     jobs, rule = set(), None
     for line in plan.splitlines():
-        if match := re.match(r"^rule (\w+):", line.strip()):
+        if match := re.match(r"^(?:local)?rule (\w+):", line.strip()):
             rule = match.group(1)
-        elif (match := re.search(r"wildcards: dataset=([\w-]+)", line)) and rule:
+        elif (match := re.search(r"wildcards: (?:dataset|stage)=([\w-]+)", line)) and rule:
             jobs.add((rule, match.group(1)))
     return jobs
 
@@ -90,12 +93,24 @@ def test_all_runs_through_refinement_tracks_every_job_and_reruns_only_what_chang
 
     assert "Nothing to be done" in run_snakemake(workdir, "-n", "--cores", "1", "all").stdout
 
+    for stage in STAGES:
+        assert (results / "train" / stage / "model.pt").is_file()
+
+    # A refiner parameter reruns refinement and what follows it (training), nothing before it.
     _edit_config(workdir, lambda c: c.setdefault("refiner", {}).update(tolerance=0.07))
     plan = _planned_jobs(run_snakemake(workdir, "-n", "--cores", "1", "all").stdout)
-    assert plan == {("refine_labels", name) for name in DATASETS}
+    assert plan == {("refine_labels", name) for name in DATASETS} | {
+        ("train_task", stage) for stage in STAGES
+    }
 
+    # A training parameter reruns only training.
+    _edit_config(workdir, lambda c: c["train"].update(lr=0.001))
+    plan = _planned_jobs(run_snakemake(workdir, "-n", "--cores", "1", "all").stdout)
+    assert {rule for rule, _ in plan} == {"refine_labels", "train_task"}  # refiner still pending
+
+    # One dataset's seed reruns that dataset's chain; other datasets only in what follows.
     _edit_config(workdir, lambda c: c["datasets"]["syn_mef"]["synthetic"].update(seed=99))
     plan = _planned_jobs(run_snakemake(workdir, "-n", "--cores", "1", "all").stdout)
-    assert {dataset for _, dataset in plan} == {"syn_mef"} | {n for n in DATASETS}  # refiner too
-    assert {rule for rule, dataset in plan if dataset != "syn_mef"} == {"refine_labels"}
     assert ("prepare_dataset", "syn_mef") in plan and ("run_teacher", "syn_mef") in plan
+    assert not any(rule in {"prepare_dataset", "run_teacher", "score_pseudolabels"}
+                   for rule, name in plan if name != "syn_mef")

@@ -7,6 +7,13 @@ validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 DATASETS = resolve_datasets(config)
 TEACHERS = resolve_teachers(config, DATASETS)  # dataset -> teacher -> spec
 PARENT_RUN = "results/mlflow/parent.json"  # one MLflow parent run per results tree
+TASKS_WITH_LABELS = {DATASETS[d]["task"] for d in DATASETS if TEACHERS[d]}
+STAGES = [
+    f"{k:02d}_{task}"
+    for k, task in enumerate(
+        t for t in config["train"]["task_order"] if t in TASKS_WITH_LABELS
+    )
+]  # sequential training stages, e.g. 00_ivf, 01_mif, ...
 
 
 wildcard_constraints:
@@ -78,6 +85,36 @@ def dataset_split(wildcards):
     }
 
 
+def stage_task(wildcards):
+    return wildcards.stage.split("_", 1)[1]
+
+
+def stage_datasets(wildcards):
+    task = stage_task(wildcards)
+    return [d for d in DATASETS if DATASETS[d]["task"] == task and TEACHERS[d]]
+
+
+def stage_manifests(wildcards):
+    return [f"results/datasets/{d}/manifest.parquet" for d in stage_datasets(wildcards)]
+
+
+def stage_labels(wildcards):
+    return [f"results/refine/{d}/images" for d in stage_datasets(wildcards)]
+
+
+def previous_task_state(wildcards):
+    """The previous stage's model, EWC and replay files (none for the first task)."""
+    k = STAGES.index(wildcards.stage)
+    if k == 0:
+        return {}
+    previous = f"results/train/{STAGES[k - 1]}"
+    return {
+        "ckpt": f"{previous}/model.pt",
+        "ewc": f"{previous}/ewc.pt",
+        "replay": f"{previous}/replay.pt",
+    }
+
+
 def final_outputs():
     outputs = expand("results/datasets/{dataset}/manifest.parquet", dataset=DATASETS)
     for dataset in DATASETS:
@@ -86,4 +123,6 @@ def final_outputs():
                 f"results/selection/{dataset}.json",
                 f"results/refine/{dataset}.json",
             ]
+    if STAGES:
+        outputs.append(f"results/train/{STAGES[-1]}/model.pt")
     return outputs

@@ -83,7 +83,7 @@ class TrainConfig:
         model: the student's architecture.
     """
 
-    steps: int = 800
+    steps: int = 300
     batch_size: int = 8
     lr: float = 2e-3
     weight_decay: float = 1e-4

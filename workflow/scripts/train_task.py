@@ -1,0 +1,19 @@
+from fusionfm.stages import train_task
+from fusionfm.utils import log_to_file
+
+snakemake = globals()["snakemake"]  # the job object Snakemake injects before this script
+
+with log_to_file(snakemake.log[0]):
+    train_task(
+        stage=snakemake.wildcards.stage,
+        task=snakemake.params.task,
+        manifests=snakemake.input.manifests,
+        labels=snakemake.input.labels,
+        previous=snakemake.input.get("ckpt"),
+        train_config=snakemake.params.train,
+        out_model=snakemake.output.model,
+        out_ewc=snakemake.output.ewc,
+        out_replay=snakemake.output.replay,
+        mlflow=snakemake.params.mlflow,
+        parent_run=snakemake.input.parent_run,
+    )
