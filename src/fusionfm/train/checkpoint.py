@@ -76,10 +76,17 @@ def load_checkpoint(
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # UnpicklingError, RuntimeError, EOFError, ... all mean "not ours"
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        # torch's own message goes on to suggest weights_only=False: not advice to pass on.
+        reason = (
+            "not plain tensors: unreadable, or holding arbitrary Python objects"
+            if "Weights only load failed" in str(err)
+            else (
+                str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            )
+        )
         raise InputError(
-            f"{path}: not a fusionfm checkpoint (refusing to load anything but plain tensors and "
-            f"containers: {first[:300]})"
+            f"{path}: not a fusionfm checkpoint ({reason}); only files saved by fusionfm "
+            "(plain tensors and containers) are loaded, never unpickled objects"
         ) from err
     if not isinstance(payload, dict) or payload.get("format") not in FORMATS:
         raise InputError(
