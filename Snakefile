@@ -15,6 +15,7 @@ include: "workflow/rules/teacher.smk"
 include: "workflow/rules/pseudolabels.smk"
 include: "workflow/rules/refine.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 localrules:

@@ -320,3 +320,29 @@ when kept). ``metrics_before``/``metrics_after`` are JSON objects ``{metric: raw
 profile metrics (``after`` describes the final label, so it equals ``before`` when kept; the best
 rejected attempt is described in ``reason``). ``reason`` says why the image was refined or kept.
 ``label`` is the final pseudo-label image, relative to the directory holding this table."""
+
+EVAL_SCHEMA = pa.schema(
+    [
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("dataset", pa.string(), nullable=False),
+        pa.field("pair", pa.string(), nullable=False),
+        pa.field("candidate", pa.string(), nullable=False),
+        pa.field("metric", pa.string(), nullable=False),
+        pa.field("value", pa.float64(), nullable=True),
+    ]
+)
+"""Long-form evaluation rows (``results/evaluate/eval.parquet``).
+
+``stage`` is the student stage evaluated (e.g. ``01_mif``: the checkpoint after learning that
+stage's task); ``task``/``dataset``/``pair`` the test pair (split ``test`` only). ``candidate`` is
+``student``, a teacher's name, or ``pseudolabel`` (the final, refined label of the pair). The
+teacher and pseudo-label rows do not depend on the stage; they carry the stage of the evaluation
+that computed them (written once per dataset).
+
+``metric`` is a name of the metric suite (``EN`` ... ``PSNR``, plus ``PSNR_gt``/``SSIM_gt`` where
+the dataset has ground truth), a task metric (``SAL``, ``WE``, ``FOCUS``), ``composite`` (the
+task composite, normalized with that pair's teacher candidates), and for the student
+``ms_per_image`` (wall milliseconds of one fusion at the evaluated step count, the fastest
+of a few repeats; reading sources and computing metrics excluded), ``ms_per_image@N`` (the same at N solver steps, for each timed step count) and
+``parameters`` (the student's parameter count, one row per dataset with ``pair = "*"``)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -67,26 +68,46 @@ def prepare_dataset(
     from fusionfm.tracking import stage_run
 
     dataset = DatasetSpec.from_dict(name, spec)
-    with stage_run(parent_run, "prepare_dataset", {"dataset": name}, params=dict(spec),
-                   experiment=mlflow["experiment"], enabled=mlflow["enabled"]) as tracker:
-        manifest = build_dataset(dataset, out_images, out_manifest, SplitSpec.from_dict(split),
-                                 source_root=source_dir)
+    with stage_run(
+        parent_run,
+        "prepare_dataset",
+        {"dataset": name},
+        params=dict(spec),
+        experiment=mlflow["experiment"],
+        enabled=mlflow["enabled"],
+    ) as tracker:
+        manifest = build_dataset(
+            dataset, out_images, out_manifest, SplitSpec.from_dict(split), source_root=source_dir
+        )
         counts = manifest["split"].value_counts()
-        tracker.log_metrics({
-            "pairs": len(manifest),
-            "train_pairs": int(counts.get("train", 0)),
-            "test_pairs": int(counts.get("test", 0)),
-            "with_ground_truth": int(manifest["path_gt"].notna().sum()),
-        })
+        tracker.log_metrics(
+            {
+                "pairs": len(manifest),
+                "train_pairs": int(counts.get("train", 0)),
+                "test_pairs": int(counts.get("test", 0)),
+                "with_ground_truth": int(manifest["path_gt"].notna().sum()),
+            }
+        )
         log.info("%s: %d pairs (%s)", name, len(manifest), dict(counts))
 
 
-def _tracked(rule: str, wildcards: Mapping[str, str], mlflow: Mapping[str, Any],
-             parent_run: str | os.PathLike[str], params: Mapping[str, Any] | None = None):
+def _tracked(
+    rule: str,
+    wildcards: Mapping[str, str],
+    mlflow: Mapping[str, Any],
+    parent_run: str | os.PathLike[str],
+    params: Mapping[str, Any] | None = None,
+):
     from fusionfm.tracking import stage_run
 
-    return stage_run(parent_run, rule, wildcards, params=params,
-                     experiment=mlflow["experiment"], enabled=mlflow["enabled"])
+    return stage_run(
+        parent_run,
+        rule,
+        wildcards,
+        params=params,
+        experiment=mlflow["experiment"],
+        enabled=mlflow["enabled"],
+    )
 
 
 def run_teacher(
@@ -106,16 +127,32 @@ def run_teacher(
 
     wildcards = {"dataset": dataset, "teacher": teacher}
     with _tracked("run_teacher", wildcards, mlflow, parent_run, params=dict(spec)) as tracker:
-        timing = run_teacher_stage(Path(manifest).parent, task, teacher, spec, Path(out_images),
-                                   Path(out_timing), workers=workers)
+        timing = run_teacher_stage(
+            Path(manifest).parent,
+            task,
+            teacher,
+            spec,
+            Path(out_images),
+            Path(out_timing),
+            workers=workers,
+        )
         fused = timing[timing["status"] == "ok"]
-        tracker.log_metrics({
-            "pairs": len(fused),
-            "skipped": int((timing["status"] != "ok").sum()),
-            "ms_per_pair": 1000 * float(fused["seconds"].mean()) if len(fused) else float("nan"),
-        })
-        log.info("%s/%s: fused %d pairs, skipped %d", dataset, teacher, len(fused),
-                 len(timing) - len(fused))
+        tracker.log_metrics(
+            {
+                "pairs": len(fused),
+                "skipped": int((timing["status"] != "ok").sum()),
+                "ms_per_pair": 1000 * float(fused["seconds"].mean())
+                if len(fused)
+                else float("nan"),
+            }
+        )
+        log.info(
+            "%s/%s: fused %d pairs, skipped %d",
+            dataset,
+            teacher,
+            len(fused),
+            len(timing) - len(fused),
+        )
 
 
 def score_pseudolabels(
@@ -131,12 +168,19 @@ def score_pseudolabels(
     """Rule ``score_pseudolabels``: every teacher output on the metric suite, long form."""
     from fusionfm.pseudolabel.scoring import score_dataset
 
-    with _tracked("score_pseudolabels", {"dataset": dataset}, mlflow, parent_run,
-                  params={"teachers": sorted(teacher_images)}) as tracker:
+    with _tracked(
+        "score_pseudolabels",
+        {"dataset": dataset},
+        mlflow,
+        parent_run,
+        params={"teachers": sorted(teacher_images)},
+    ) as tracker:
         table = score_dataset(Path(manifest).parent, task, teacher_images, out_table, workers)
         teacher_rows = table[table["role"] == "teacher"]
         means = teacher_rows.groupby(["candidate", "metric"])["value"].mean()
-        tracker.log_metrics({f"{teacher}/{metric}": value for (teacher, metric), value in means.items()})
+        tracker.log_metrics(
+            {f"{teacher}/{metric}": value for (teacher, metric), value in means.items()}
+        )
         log.info("%s: %d score rows for %d teachers", dataset, len(table), len(teacher_images))
 
 
@@ -162,10 +206,17 @@ def select_pseudolabels(
     from fusionfm.pseudolabel import selection as sel
 
     config = sel.SelectionConfig.from_dict(selection_config)
-    with _tracked("select_pseudolabels", {"dataset": dataset}, mlflow, parent_run,
-                  params=dict(selection_config)) as tracker:
+    with _tracked(
+        "select_pseudolabels",
+        {"dataset": dataset},
+        mlflow,
+        parent_run,
+        params=dict(selection_config),
+    ) as tracker:
         score_table = read_table(scores, SCORES_SCHEMA)
-        choice = sel.select_pseudolabels(score_table, read_table(manifest, MANIFEST_SCHEMA), task, config)
+        choice = sel.select_pseudolabels(
+            score_table, read_table(manifest, MANIFEST_SCHEMA), task, config
+        )
         report = sel.selection_report(score_table, choice, task, config)
         write_table(out_table, choice, SELECTION_SCHEMA)
         with atomic_path(out_report) as tmp:
@@ -201,8 +252,9 @@ def refine_labels(
         return Path(teacher_images[teacher]) / f"{pair}.png"
 
     manifest_table = read_table(manifest, MANIFEST_SCHEMA)
-    with _tracked("refine_labels", {"dataset": dataset}, mlflow, parent_run,
-                  params=dict(refiner_config)) as tracker:
+    with _tracked(
+        "refine_labels", {"dataset": dataset}, mlflow, parent_run, params=dict(refiner_config)
+    ) as tracker:
         table = refiner.refine_dataset(
             manifest=manifest_table,
             selection=read_table(selection, SELECTION_SCHEMA),
@@ -216,8 +268,9 @@ def refine_labels(
             out_table=Path(out_table),
             workers=workers,
         )
-        report = refine_report(table, manifest_table, Path(manifest).parent, teacher_image_path,
-                               Path(out_images))
+        report = refine_report(
+            table, manifest_table, Path(manifest).parent, teacher_image_path, Path(out_images)
+        )
         with atomic_path(out_report) as tmp:
             tmp.write_text(json.dumps(report, indent=2) + "\n")
         tracker.log_metrics(_flat_numbers(report))
@@ -263,7 +316,77 @@ def train_task(
     datasets = [(Path(m).parent, Path(label)) for m, label in zip(manifests, labels, strict=True)]
     with _tracked("train_task", {"stage": stage}, mlflow, parent_run, params=settings) as tracker:
         data = load_task_data(datasets, task, crop=config.crop)
-        result = train(task, data, config, previous, out_model, out_ewc, out_replay,
-                       tracker=tracker, resume_from=default_state_path(out_model),
-                       checkpoint_every=max(1, config.steps // 10))
+        result = train(
+            task,
+            data,
+            config,
+            previous,
+            out_model,
+            out_ewc,
+            out_replay,
+            tracker=tracker,
+            resume_from=default_state_path(out_model),
+            checkpoint_every=max(1, config.steps // 10),
+        )
         log.info("%s: %s", stage, result)
+
+
+def evaluate_student(
+    stages: list[str],
+    models: list[str],
+    datasets: list[str],
+    tasks: list[str],
+    manifests: list[str],
+    scores: list[str],
+    labels: list[str],
+    evaluate_config: Mapping[str, Any],
+    selection_config: Mapping[str, Any],
+    out_dir: str | os.PathLike[str],
+    workers: int,
+    mlflow: Mapping[str, Any],
+    parent_run: str | os.PathLike[str] = PARENT_JSON,
+) -> None:
+    """Rule ``evaluate_student``: every stage's model on every task's test split (the
+    forgetting matrix), and the final model against the teachers and the pseudo-labels."""
+    from fusionfm.evaluate import run_evaluation
+    from fusionfm.io import SCORES_SCHEMA, read_table
+    from fusionfm.pseudolabel.selection import SelectionConfig
+    from fusionfm.tracking import log_to_parent
+
+    with _tracked(
+        "evaluate_student", {}, mlflow, parent_run, params=dict(evaluate_config)
+    ) as tracker:
+        result = run_evaluation(
+            stages=[
+                (stage, model, stage.split("_", 1)[1])
+                for stage, model in zip(stages, models, strict=True)
+            ],
+            datasets=[
+                (name, Path(m).parent, task)
+                for name, m, task in zip(datasets, manifests, tasks, strict=True)
+            ],
+            scores={
+                name: read_table(path, SCORES_SCHEMA)
+                for name, path in zip(datasets, scores, strict=True)
+            },
+            labels_dirs=dict(zip(datasets, map(Path, labels), strict=True)),
+            out_dir=out_dir,
+            steps=evaluate_config["steps"],
+            method=evaluate_config["method"],
+            selection_config=SelectionConfig.from_dict(selection_config),
+            timing_steps=tuple(evaluate_config["timing_steps"]),
+            workers=workers,
+        )
+        summary = result["summary"].set_index("task")
+        final = {
+            f"final/{task}/{column}": float(value)
+            for task, row in summary.iterrows()
+            for column, value in row.items()
+            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        }
+        final["average_forgetting"] = float(result["average_forgetting"])
+        tracker.log_metrics(final)
+        for name in ("forgetting.png", "summary.png", "summary.parquet"):
+            tracker.log_artifact(Path(out_dir) / name)
+        log_to_parent(parent_run, final, experiment=mlflow["experiment"], enabled=mlflow["enabled"])
+        log.info("average forgetting %.4f\n%s", result["average_forgetting"], summary.to_string())

@@ -20,14 +20,15 @@ STAGES = ("00_ivf", "01_mif", "02_mef", "03_mff")
 
 
 def _planned_jobs(plan: str) -> set[tuple[str, str]]:
-    """(rule, dataset or training stage) of every job a dry run plans."""
-    jobs, rule = set(), None
+    """(rule, dataset or training stage, "" for a job without wildcards) of every job a dry
+    run plans, except ``all``."""
+    jobs: list[list[str]] = []
     for line in plan.splitlines():
         if match := re.match(r"^(?:local)?rule (\w+):", line.strip()):
-            rule = match.group(1)
-        elif (match := re.search(r"wildcards: (?:dataset|stage)=([\w-]+)", line)) and rule:
-            jobs.add((rule, match.group(1)))
-    return jobs
+            jobs.append([match.group(1), ""])
+        elif (match := re.search(r"wildcards: (?:dataset|stage)=([\w-]+)", line)) and jobs:
+            jobs[-1][1] = match.group(1)
+    return {(rule, name) for rule, name in jobs if rule != "all"}
 
 
 def _edit_config(workdir, edit) -> None:
@@ -95,18 +96,24 @@ def test_all_runs_through_refinement_tracks_every_job_and_reruns_only_what_chang
 
     for stage in STAGES:
         assert (results / "train" / stage / "model.pt").is_file()
+    summary = pd.read_parquet(results / "evaluate" / "summary.parquet")
+    assert sorted(summary["task"]) == ["ivf", "mef", "mff", "mif"]
+    assert summary["student_composite"].notna().all()
+    forgetting = pd.read_parquet(results / "evaluate" / "forgetting.parquet")
+    assert forgetting.shape[0] == len(STAGES)
+    assert (results / "evaluate" / "forgetting.png").stat().st_size > 1000
 
     # A refiner parameter reruns refinement and what follows it (training), nothing before it.
     _edit_config(workdir, lambda c: c.setdefault("refiner", {}).update(tolerance=0.07))
     plan = _planned_jobs(run_snakemake(workdir, "-n", "--cores", "1", "all").stdout)
     assert plan == {("refine_labels", name) for name in DATASETS} | {
         ("train_task", stage) for stage in STAGES
-    }
+    } | {("evaluate_student", "")}
 
     # A training parameter reruns only training.
     _edit_config(workdir, lambda c: c["train"].update(lr=0.001))
     plan = _planned_jobs(run_snakemake(workdir, "-n", "--cores", "1", "all").stdout)
-    assert {rule for rule, _ in plan} == {"refine_labels", "train_task"}  # refiner still pending
+    assert {rule for rule, _ in plan} == {"refine_labels", "train_task", "evaluate_student"}
 
     # One dataset's seed reruns that dataset's chain; other datasets only in what follows.
     _edit_config(workdir, lambda c: c["datasets"]["syn_mef"]["synthetic"].update(seed=99))

@@ -85,6 +85,11 @@ def dataset_split(wildcards):
     }
 
 
+TRAINED_DATASETS = [
+    d for d in DATASETS if TEACHERS[d] and f"_{DATASETS[d]['task']}" in "".join(STAGES)
+]
+
+
 def stage_task(wildcards):
     return wildcards.stage.split("_", 1)[1]
 
@@ -124,5 +129,5 @@ def final_outputs():
                 f"results/refine/{dataset}.json",
             ]
     if STAGES:
-        outputs.append(f"results/train/{STAGES[-1]}/model.pt")
+        outputs.append("results/evaluate/summary.parquet")
     return outputs

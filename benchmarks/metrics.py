@@ -1,0 +1,488 @@
+"""Metric suite timing: the vectorized suite against a straightforward reference.
+
+For each image size (default 256x256 and 768x576) a synthetic IVF-like triple (fused, A, B) and a
+ground truth are drawn, and every metric of :mod:`fusionfm.metrics` is timed as the suite calls
+it (``NO_REFERENCE_METRICS`` / ``GROUND_TRUTH_METRICS`` kernels on validated gray images), next to
+a straightforward reference implementation of the same definitions written in this file:
+
+* O(N) parts (histograms, means, sums, per-pixel formulas of VIF, Qabf, SSIM, AG, SF, CC, ...)
+  are plain Python loops over the pixels, one scalar at a time;
+* filters (Sobel, SSIM windows, VIF Gaussians) are direct, non-separable 2-D window sums: one
+  shifted-image multiply-add per window tap (numpy over the image for each tap), with the
+  boundary convention of the suite (zero padding, half-sample reflection, or 'valid').
+
+The reference shares no code with the suite. Printed per metric: median ms of the reference,
+median ms of the suite, the speedup, and max |difference| of the values (must be float rounding).
+Machine and versions are printed first.
+
+Usage::
+
+    .venv/bin/python benchmarks/metrics.py                       # both sizes, 5 repeats
+    .venv/bin/python benchmarks/metrics.py --sizes 256x256 --repeats 10 --ref-repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from fusionfm.metrics.suite import GROUND_TRUTH_METRICS, NO_REFERENCE_METRICS
+
+# ---------------------------------------------------------------------------------------------
+# machine
+
+
+def machine() -> str:
+    """One line: CPU model, core count, Python/numpy/scipy/torch versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    versions = [f"python {platform.python_version()}", f"numpy {np.__version__}"]
+    for module in ("scipy", "torch"):
+        try:
+            versions.append(f"{module} {__import__(module).__version__}")
+        except ImportError:
+            pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"machine: {cpu}, {cores} cores usable; " + ", ".join(versions)
+
+
+def median_ms(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+    """Median wall time of ``fn()`` in ms over ``repeats`` calls, and its last result."""
+    times, result = [], None
+    for _ in range(repeats):
+        began = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - began) * 1e3)
+    return statistics.median(times), result
+
+
+# ---------------------------------------------------------------------------------------------
+# reference: direct window sums
+
+
+def _window_sum(padded: np.ndarray, window: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
+    """sum_{i,j} window[i, j] * padded[y + i, x + j]: one shifted multiply-add per tap."""
+    out = np.zeros(out_shape)
+    h, w = out_shape
+    for i in range(window.shape[0]):
+        for j in range(window.shape[1]):
+            out += window[i, j] * padded[i : i + h, j : j + w]
+    return out
+
+
+def ref_correlate_reflect(image: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """'same' correlation, half-sample symmetric boundary (scipy's 'reflect')."""
+    r = window.shape[0] // 2
+    return _window_sum(np.pad(image, r, mode="symmetric"), window, image.shape)
+
+
+def ref_correlate_zero(image: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """'same' correlation with zero padding."""
+    r = window.shape[0] // 2
+    return _window_sum(np.pad(image, r), window, image.shape)
+
+
+def ref_correlate_valid(image: np.ndarray, window: np.ndarray) -> np.ndarray:
+    k = window.shape[0]
+    return _window_sum(image, window, (image.shape[0] - k + 1, image.shape[1] - k + 1))
+
+
+def gaussian_window(size: int, sigma: float) -> np.ndarray:
+    """2-D Gaussian exp(-(x^2 + y^2) / (2 sigma^2)) on a size x size grid, summing to 1."""
+    half = (size - 1) / 2.0
+    window = np.empty((size, size))
+    for i in range(size):
+        for j in range(size):
+            window[i, j] = math.exp(-((i - half) ** 2 + (j - half) ** 2) / (2.0 * sigma * sigma))
+    return window / window.sum()
+
+
+# ---------------------------------------------------------------------------------------------
+# reference: scalar loops
+
+
+def _levels(image: np.ndarray) -> list[int]:
+    return [min(255, max(0, round(v))) for v in image.ravel().tolist()]
+
+
+def _mean(values: list[float]) -> float:
+    total = 0.0
+    for v in values:
+        total += v
+    return total / len(values)
+
+
+def ref_en(f: np.ndarray) -> float:
+    hist = [0] * 256
+    levels = _levels(f)
+    for v in levels:
+        hist[v] += 1
+    n = len(levels)
+    total = 0.0
+    for count in hist:
+        if count:
+            p = count / n
+            total -= p * math.log2(p)
+    return total
+
+
+def ref_sd(f: np.ndarray) -> float:
+    values = f.ravel().tolist()
+    mu = _mean(values)
+    total = 0.0
+    for v in values:
+        total += (v - mu) ** 2
+    return math.sqrt(total / len(values))
+
+
+def ref_sf(f: np.ndarray) -> float:
+    rows = f.tolist()
+    h, w = len(rows), len(rows[0])
+    rf = cf = 0.0
+    for y in range(h):
+        row = rows[y]
+        for x in range(w - 1):
+            rf += (row[x + 1] - row[x]) ** 2
+    for y in range(h - 1):
+        row, below = rows[y], rows[y + 1]
+        for x in range(w):
+            cf += (below[x] - row[x]) ** 2
+    return math.sqrt(rf / (h * (w - 1)) + cf / ((h - 1) * w))
+
+
+def ref_ag(f: np.ndarray) -> float:
+    rows = f.tolist()
+    h, w = len(rows), len(rows[0])
+    total = 0.0
+    for y in range(h):
+        for x in range(w):
+            if x == 0:
+                gx = rows[y][1] - rows[y][0]
+            elif x == w - 1:
+                gx = rows[y][w - 1] - rows[y][w - 2]
+            else:
+                gx = (rows[y][x + 1] - rows[y][x - 1]) / 2.0
+            if y == 0:
+                gy = rows[1][x] - rows[0][x]
+            elif y == h - 1:
+                gy = rows[h - 1][x] - rows[h - 2][x]
+            else:
+                gy = (rows[y + 1][x] - rows[y - 1][x]) / 2.0
+            total += math.sqrt((gx * gx + gy * gy) / 2.0)
+    return total / (h * w)
+
+
+def _mi_pair(x: np.ndarray, y: np.ndarray) -> float:
+    joint = [0] * (256 * 256)
+    lx, ly = _levels(x), _levels(y)
+    for a, b in zip(lx, ly, strict=True):
+        joint[a * 256 + b] += 1
+    n = len(lx)
+    px, py = [0.0] * 256, [0.0] * 256
+    for index, count in enumerate(joint):
+        if count:
+            px[index // 256] += count / n
+            py[index % 256] += count / n
+    total = 0.0
+    for index, count in enumerate(joint):
+        if count:
+            p = count / n
+            total += p * math.log(p / (px[index // 256] * py[index % 256]))
+    return max(total, 0.0)
+
+
+def ref_mi(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    return _mi_pair(a, f) + _mi_pair(b, f)
+
+
+def _pearson(x: list[float], y: list[float]) -> float:
+    mx, my = _mean(x), _mean(y)
+    sxy = sxx = syy = 0.0
+    for u, v in zip(x, y, strict=True):
+        sxy += (u - mx) * (v - my)
+        sxx += (u - mx) ** 2
+        syy += (v - my) ** 2
+    denominator = math.sqrt(sxx * syy)
+    return sxy / denominator if denominator else math.nan
+
+
+def ref_cc(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    fl, al, bl = f.ravel().tolist(), a.ravel().tolist(), b.ravel().tolist()
+    return (_pearson(al, fl) + _pearson(bl, fl)) / 2.0
+
+
+def ref_scd(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    fl, al, bl = f.ravel().tolist(), a.ravel().tolist(), b.ravel().tolist()
+    f_minus_b = [u - v for u, v in zip(fl, bl, strict=True)]
+    f_minus_a = [u - v for u, v in zip(fl, al, strict=True)]
+    return _pearson(al, f_minus_b) + _pearson(bl, f_minus_a)
+
+
+def ref_mse(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    ea = eb = 0.0
+    for u, v, w in zip(f.ravel().tolist(), a.ravel().tolist(), b.ravel().tolist(), strict=True):
+        ea += (v - u) ** 2
+        eb += (w - u) ** 2
+    n = f.size
+    return (ea / n + eb / n) / 2.0
+
+
+def ref_psnr(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    peak = max(f.ravel().tolist())
+    mse = ref_mse(f, a, b)
+    return 10.0 * math.log10(peak * peak / mse) if mse else math.inf
+
+
+def ref_psnr_gt(f: np.ndarray, gt: np.ndarray) -> float:
+    total = 0.0
+    for u, v in zip(f.ravel().tolist(), gt.ravel().tolist(), strict=True):
+        total += (u - v) ** 2
+    mse = total / f.size
+    return 10.0 * math.log10(255.0 * 255.0 / mse) if mse else math.inf
+
+
+def _ssim(
+    x: np.ndarray, y: np.ndarray, window: np.ndarray, norm: float, data_range: float, crop: int
+) -> float:
+    mx, my = ref_correlate_reflect(x, window), ref_correlate_reflect(y, window)
+    mxx = ref_correlate_reflect(x * x, window)
+    myy = ref_correlate_reflect(y * y, window)
+    mxy = ref_correlate_reflect(x * y, window)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    h, w = x.shape
+    total, count = 0.0, 0
+    rows = [m.tolist() for m in (mx, my, mxx, myy, mxy)]
+    for yy in range(crop, h - crop):
+        r_mx, r_my, r_mxx, r_myy, r_mxy = (r[yy] for r in rows)
+        for xx in range(crop, w - crop):
+            ux, uy = r_mx[xx], r_my[xx]
+            vx = norm * (r_mxx[xx] - ux * ux)
+            vy = norm * (r_myy[xx] - uy * uy)
+            cxy = norm * (r_mxy[xx] - ux * uy)
+            total += ((2 * ux * uy + c1) * (2 * cxy + c2)) / (
+                (ux * ux + uy * uy + c1) * (vx + vy + c2)
+            )
+            count += 1
+    return total / count
+
+
+def ref_ssim(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    window = np.full((7, 7), 1.0 / 49.0)
+    return _ssim(f, a, window, 49 / 48, 2.0, 3) + _ssim(f, b, window, 49 / 48, 2.0, 3)
+
+
+def ref_ssim_gt(f: np.ndarray, gt: np.ndarray) -> float:
+    return _ssim(f, gt, gaussian_window(11, 1.5), 1.0, 255.0, 5)
+
+
+_SOBEL_Y = np.array([[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]])
+_SOBEL_X = np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+def _sobel(image: np.ndarray) -> tuple[list[float], list[float]]:
+    """Strength and orientation lists; convolution = correlation with the flipped kernel."""
+    gx = ref_correlate_zero(image, _SOBEL_X[::-1, ::-1]).ravel().tolist()
+    gy = ref_correlate_zero(image, _SOBEL_Y[::-1, ::-1]).ravel().tolist()
+    strength, angle = [], []
+    for u, v in zip(gx, gy, strict=True):
+        strength.append(math.sqrt(u * u + v * v))
+        angle.append(math.atan(v / u) if u != 0 else math.pi / 2)
+    return strength, angle
+
+
+def ref_qabf(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    gf, af = _sobel(f)
+    numerator = denominator = 0.0
+    for source in (a, b):
+        gs, as_ = _sobel(source)
+        for g_s, a_s, g_f, a_f in zip(gs, as_, gf, af, strict=True):
+            if g_s > g_f:
+                ratio = g_f / g_s
+            elif g_s < g_f:
+                ratio = g_s / g_f
+            else:
+                ratio = g_f
+            delta = 1.0 - abs(a_s - a_f) / (math.pi / 2)
+            q_g = 0.9994 / (1.0 + math.exp(-15.0 * (ratio - 0.5)))
+            q_a = 0.9879 / (1.0 + math.exp(-22.0 * (delta - 0.8)))
+            numerator += q_g * q_a * g_s
+            denominator += g_s
+    return numerator / denominator if denominator else math.nan
+
+
+def ref_vif(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    eps, noise_var = 1e-10, 2.0
+    refs, dist = [a, b], f
+    num, den = [0.0, 0.0], [0.0, 0.0]
+    for scale in range(1, 5):
+        size = 2 ** (5 - scale) + 1
+        window = gaussian_window(size, size / 5.0)
+        if scale > 1:
+            refs = [ref_correlate_valid(r, window)[::2, ::2] for r in refs]
+            dist = ref_correlate_valid(dist, window)[::2, ::2]
+        if min(dist.shape) < size:
+            break
+        mu_d = ref_correlate_valid(dist, window).ravel().tolist()
+        dd = ref_correlate_valid(dist * dist, window).ravel().tolist()
+        for index, ref in enumerate(refs):
+            mu_r = ref_correlate_valid(ref, window).ravel().tolist()
+            rr = ref_correlate_valid(ref * ref, window).ravel().tolist()
+            rd = ref_correlate_valid(ref * dist, window).ravel().tolist()
+            n_sum = d_sum = 0.0
+            for m_r, m_d, e_rr, e_dd, e_rd in zip(mu_r, mu_d, rr, dd, rd, strict=True):
+                s_r = max(e_rr - m_r * m_r, 0.0)
+                s_d = max(e_dd - m_d * m_d, 0.0)
+                s_rd = e_rd - m_r * m_d
+                g = s_rd / (s_r + eps)
+                sv = s_d - g * s_rd
+                if s_r < eps:
+                    g, sv, s_r = 0.0, s_d, 0.0
+                if s_d < eps:
+                    g, sv = 0.0, 0.0
+                if g < 0:
+                    sv, g = s_d, 0.0
+                if sv <= eps:
+                    sv = eps
+                n_sum += math.log10(1.0 + g * g * s_r / (sv + noise_var))
+                d_sum += math.log10(1.0 + s_r / noise_var)
+            num[index] += n_sum
+            den[index] += d_sum
+    total = 0.0
+    for n, d in zip(num, den, strict=True):
+        total += 1.0 if d == 0 and n == 0 else n / d
+    return total
+
+
+REFERENCE: dict[str, Callable[..., float]] = {
+    "EN": lambda f, a, b: ref_en(f),
+    "SD": lambda f, a, b: ref_sd(f),
+    "SF": lambda f, a, b: ref_sf(f),
+    "AG": lambda f, a, b: ref_ag(f),
+    "MI": ref_mi,
+    "SCD": ref_scd,
+    "VIF": ref_vif,
+    "Qabf": ref_qabf,
+    "SSIM": ref_ssim,
+    "CC": ref_cc,
+    "MSE": ref_mse,
+    "PSNR": ref_psnr,
+    "PSNR_gt": ref_psnr_gt,
+    "SSIM_gt": ref_ssim_gt,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs and the run
+
+
+def make_triple(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """A smooth scene, two degraded views of it, their blend as the fused image, and the scene
+    as ground truth; gray float64, 0-255, integer-valued like decoded images."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
+    scene = 128 + 60 * np.sin(9 * xx) * np.cos(7 * yy) + 30 * (xx > 0.5) - 20 * (yy > 0.6)
+    scene = scene + rng.normal(0, 8, scene.shape)
+    a = np.clip(0.7 * scene + 40 + rng.normal(0, 5, scene.shape), 0, 255)
+    b = np.clip(1.2 * scene - 30 + rng.normal(0, 5, scene.shape), 0, 255)
+    fused = np.clip(0.5 * a + 0.5 * b + rng.normal(0, 2, scene.shape), 0, 255)
+    return tuple(np.round(x).astype(np.float64) for x in (fused, a, b, np.clip(scene, 0, 255)))
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """``"256x256,768x576"`` -> ``[(256, 256), (576, 768)]`` as (height, width); WxH order."""
+    sizes = []
+    for item in text.split(","):
+        width, height = (int(v) for v in item.lower().strip().split("x"))
+        sizes.append((height, width))
+    return sizes
+
+
+def run_size(height: int, width: int, repeats: int, ref_repeats: int, reference: bool) -> None:
+    f, a, b, gt = make_triple(height, width)
+    kernels: dict[str, Callable[[], float]] = {
+        name: (lambda fn=fn: fn(f, a, b)) for name, fn in NO_REFERENCE_METRICS.items()
+    }
+    kernels |= {name: (lambda fn=fn: fn(f, gt)) for name, fn in GROUND_TRUTH_METRICS.items()}
+    refs: dict[str, Callable[[], float]] = {
+        name: (lambda fn=fn: fn(f, a, b))
+        for name, fn in REFERENCE.items()
+        if name in NO_REFERENCE_METRICS
+    }
+    refs |= {
+        name: (lambda fn=fn: fn(f, gt))
+        for name, fn in REFERENCE.items()
+        if name in GROUND_TRUTH_METRICS
+    }
+
+    print(
+        f"\n== {width}x{height} (W x H), suite median of {repeats}, "
+        f"reference median of {ref_repeats} =="
+    )
+    header = f"{'metric':<8} {'value':>14} {'suite ms':>10}"
+    if reference:
+        header += f" {'ref ms':>11} {'speedup':>9} {'max |diff|':>11}"
+    print(header)
+    total_fast = total_ref = 0.0
+    worst = 0.0
+    for name, kernel in kernels.items():
+        fast_ms, value = median_ms(kernel, repeats)
+        total_fast += fast_ms
+        line = f"{name:<8} {value:>14.8g} {fast_ms:>10.3f}"
+        if reference:
+            ref_ms, ref_value = median_ms(refs[name], ref_repeats)
+            total_ref += ref_ms
+            diff = abs(float(value) - float(ref_value))
+            if math.isnan(diff):
+                diff = 0.0 if math.isnan(value) and math.isnan(ref_value) else math.inf
+            rel = diff / max(abs(float(value)), 1e-300)
+            worst = max(worst, rel)
+            line += f" {ref_ms:>11.1f} {ref_ms / fast_ms:>8.0f}x {diff:>11.2e}"
+        print(line)
+    total_line = f"{'total':<8} {'':>14} {total_fast:>10.3f}"
+    if reference:
+        total_line += f" {total_ref:>11.1f} {total_ref / total_fast:>8.0f}x"
+    print(total_line)
+
+    full_ms, _ = median_ms(
+        lambda: __import__("fusionfm.metrics").metrics.compute_metrics(f, a, b, gt), repeats
+    )
+    print(
+        f"compute_metrics (whole suite, with validation and ground truth): {full_ms:.2f} ms "
+        "per triple"
+    )
+    if reference:
+        print(
+            f"largest relative difference suite vs reference: {worst:.2e} "
+            f"({'float rounding' if worst < 1e-9 else 'NOT IDENTICAL'})"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="256x256,768x576", help="comma-separated WxH")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of the suite")
+    parser.add_argument("--ref-repeats", type=int, default=1, help="timed runs of the reference")
+    parser.add_argument("--no-reference", action="store_true", help="time the suite only")
+    args = parser.parse_args(argv)
+    print(machine())
+    for height, width in parse_sizes(args.sizes):
+        run_size(height, width, args.repeats, max(1, args.ref_repeats), not args.no_reference)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""Teacher timing: ms per source pair of every built-in teacher, at 256x256 and 768x576.
+
+For each task one synthetic pair is generated (:func:`fusionfm.data.synthetic.generate_pairs`;
+IVF: gray IR + RGB visible, MIF: gray MRI + gray CT and gray MRI + RGB PET, MEF and MFF: two RGB
+images), and every built-in teacher that serves the task fuses it through
+:func:`fusionfm.teacher.run_teacher` (one untimed warm-up call, then the median of ``--repeats``),
+in one process (the pipeline runs pairs in parallel, one per worker).
+
+Usage::
+
+    .venv/bin/python benchmarks/teachers.py                     # both sizes, 3 repeats
+    .venv/bin/python benchmarks/teachers.py --sizes 768x576 --tasks ivf,mef --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from metrics import machine, parse_sizes  # noqa: E402
+
+from fusionfm.data.synthetic import generate_pairs  # noqa: E402
+from fusionfm.teacher import builtin_teachers, run_teacher  # noqa: E402
+
+CASES: dict[str, tuple[str, tuple[str, str]]] = {
+    "ivf": ("ivf", ("ir", "vi")),
+    "mif-ct": ("mif", ("mri", "ct")),
+    "mif-pet": ("mif", ("mri", "pet")),
+    "mef": ("mef", ("under", "over")),
+    "mff": ("mff", ("near", "far")),
+}
+"""Case label -> (task, modalities)."""
+
+
+def _kind(image) -> str:
+    return "rgb" if image.ndim == 3 else "gray"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="256x256,768x576", help="comma-separated WxH")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tasks", default=",".join(CASES), help=f"cases: {', '.join(CASES)}")
+    parser.add_argument("--teachers", default="", help="comma-separated subset (default: all)")
+    args = parser.parse_args(argv)
+    cases = [c.strip() for c in args.tasks.split(",") if c.strip()]
+    unknown = sorted(set(cases) - set(CASES))
+    if unknown:
+        parser.error(f"unknown case(s) {unknown}; known: {list(CASES)}")
+    wanted = {t.strip() for t in args.teachers.split(",") if t.strip()}
+
+    print(machine())
+    print(f"ms per pair, median of {args.repeats} (after one warm-up call)")
+    for height, width in parse_sizes(args.sizes):
+        print(f"\n== {width}x{height} (W x H) ==")
+        teachers = [t for t in builtin_teachers() if not wanted or t.name in wanted]
+        header = f"{'teacher':<20}" + "".join(f"{c:>12}" for c in cases)
+        kinds = []
+        pairs = {}
+        for case in cases:
+            task, modalities = CASES[case]
+            pair = next(generate_pairs(task, modalities, 1, height, width, seed=0))
+            pairs[case] = (task, pair)
+            kinds.append(f"{_kind(pair.a)}+{_kind(pair.b)}")
+        print(header)
+        print(f"{'(sources)':<20}" + "".join(f"{k:>12}" for k in kinds))
+        for teacher in teachers:
+            cells = []
+            for case in cases:
+                task, pair = pairs[case]
+                if task not in teacher.tasks:
+                    cells.append(f"{'-':>12}")
+                    continue
+                run_teacher(teacher.name, pair.a, pair.b, task)
+                times = []
+                for _ in range(args.repeats):
+                    began = time.perf_counter()
+                    run_teacher(teacher.name, pair.a, pair.b, task)
+                    times.append((time.perf_counter() - began) * 1e3)
+                cells.append(f"{statistics.median(times):>12.1f}")
+            print(f"{teacher.name:<20}" + "".join(cells), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
