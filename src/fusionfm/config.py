@@ -72,7 +72,7 @@ class SplitSpec:
     def from_dict(cls, d: Mapping[str, Any] | None) -> SplitSpec:
         """Build from the ``split`` section (missing keys take the schema defaults)."""
         d = dict(d or {})
-        _reject_unknown_keys("split", d, ("test_fraction", "seed"))
+        reject_unknown_keys("split", d, ("test_fraction", "seed"))
         return cls(test_fraction=d.get("test_fraction", 0.25), seed=d.get("seed", 0))
 
 
@@ -96,7 +96,7 @@ class SyntheticSpec:
     def from_dict(cls, where: str, d: Mapping[str, Any] | None) -> SyntheticSpec:
         """Build from a ``synthetic`` mapping; ``where`` names it in error messages."""
         d = dict(d or {})
-        _reject_unknown_keys(where, d, ("pairs", "height", "width", "seed"))
+        reject_unknown_keys(where, d, ("pairs", "height", "width", "seed"))
         minimum = {"pairs": 1, "height": 32, "width": 32, "seed": None}
         values: dict[str, int] = {}
         for key, low in minimum.items():
@@ -202,7 +202,7 @@ class DatasetSpec:
         if not isinstance(d, Mapping):
             raise InputError(f"{where}: expected a mapping, got {type(d).__name__}")
         d = dict(d)
-        _reject_unknown_keys(where, d, [f.name for f in fields(cls) if f.name != "name"])
+        reject_unknown_keys(where, d, [f.name for f in fields(cls) if f.name != "name"])
         missing = [key for key in ("task", "modalities", "source") if key not in d]
         if missing:
             raise InputError(f"{where}: missing required key(s) {', '.join(missing)}")
@@ -233,7 +233,9 @@ class DatasetSpec:
         return SplitSpec(test_fraction=self.test_fraction, seed=split.seed)
 
 
-def _reject_unknown_keys(where: str, d: Mapping[str, Any], allowed: Sequence[str]) -> None:
+def reject_unknown_keys(where: str, d: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    """Raise :class:`InputError` naming every key of ``d`` not in ``allowed`` (``where`` is the
+    config section, e.g. ``train``)."""
     unknown = sorted(str(key) for key in d if key not in allowed)
     if unknown:
         raise InputError(

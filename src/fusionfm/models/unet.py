@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fusionfm.config import TASKS
+from fusionfm.config import TASKS, reject_unknown_keys
 from fusionfm.io import InputError
 
 TASK_INDEX: dict[str, int] = {task: index for index, task in enumerate(TASKS)}
@@ -95,10 +95,7 @@ class UNetConfig:
             InputError: an unknown key or a bad value.
         """
         d = dict(d or {})
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise InputError(f"model: unknown key(s) {unknown}; known: {known}")
+        reject_unknown_keys("model", d, [f.name for f in fields(cls)])
         if "channel_mults" in d:
             d["channel_mults"] = tuple(d["channel_mults"] or ())
         return cls(**d)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fusionfm.config import TASKS
+from fusionfm.config import TASKS, reject_unknown_keys
 from fusionfm.io import SELECTION_SCHEMA, InputError
 from fusionfm.metrics import GROUND_TRUTH_METRICS
 from fusionfm.pseudolabel.task_metrics import metric_higher_is_better
@@ -162,9 +162,7 @@ class SelectionConfig:
             InputError: an unknown key, task or metric, or a bad value.
         """
         d = dict(d or {})
-        unknown = sorted(set(d) - set(_KEYS))
-        if unknown:
-            raise InputError(f"selection: unknown key(s) {unknown}; known: {list(_KEYS)}")
+        reject_unknown_keys("selection", d, _KEYS)
         profiles = {task: dict(p) for task, p in DEFAULT_PROFILES.items()}
         profiles.update({task: dict(p) for task, p in dict(d.get("profiles") or {}).items()})
         kwargs = {k: d[k] for k in ("min_composite", "min_margin", "span_floor") if k in d}

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fusionfm.config import TASKS
+from fusionfm.config import TASKS, reject_unknown_keys
 from fusionfm.io import (
     REFINE_SCHEMA,
     InputError,
@@ -219,10 +219,7 @@ class RefinerConfig:
             InputError: an unknown key or a bad value.
         """
         d = dict(d or {})
-        known = (*_FLOAT_KEYS, *_INT_KEYS, "operations", "strengths")
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise InputError(f"refiner: unknown key(s) {unknown}; known: {sorted(known)}")
+        reject_unknown_keys("refiner", d, (*_FLOAT_KEYS, *_INT_KEYS, "operations", "strengths"))
         kwargs = {k: v for k, v in d.items() if k not in ("operations", "strengths")}
         if "strengths" in d:
             kwargs["strengths"] = tuple(d["strengths"])

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fusionfm.config import reject_unknown_keys
 from fusionfm.continual import EWCPenalty, ReplayBuffer, num_replay
 from fusionfm.io import InputError
 from fusionfm.loss import flow_matching_loss
@@ -141,10 +142,7 @@ class TrainConfig:
             InputError: an unknown key or a bad value.
         """
         d = dict(d or {})
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise InputError(f"train: unknown key(s) {unknown}; known: {known}")
+        reject_unknown_keys("train", d, [f.name for f in fields(cls)])
         d["model"] = UNetConfig.from_dict(d.get("model"))
         return cls(**d)
 
