@@ -20,6 +20,8 @@ include: "workflow/rules/evaluate.smk"
 
 localrules:
     all,
+    ablations,
+    compare_ablations,
     download_dataset,
     mlflow_parent,
 
@@ -28,3 +30,10 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+
+
+# The ablations (naive fine-tuning, EWC only, replay only) next to the main run, and their
+# comparison: `snakemake --cores 8 ablations`.
+rule ablations:
+    input:
+        ablation_outputs(),

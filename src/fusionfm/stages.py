@@ -292,6 +292,7 @@ def _flat_numbers(data: Mapping[str, Any], prefix: str = "") -> dict[str, float]
 
 def train_task(
     stage: str,
+    variant: str,
     task: str,
     manifests: list[str],
     labels: list[str],
@@ -314,7 +315,8 @@ def train_task(
     settings = {k: v for k, v in train_config.items() if k != "task_order"}
     config = TrainConfig.from_dict(settings)
     datasets = [(Path(m).parent, Path(label)) for m, label in zip(manifests, labels, strict=True)]
-    with _tracked("train_task", {"stage": stage}, mlflow, parent_run, params=settings) as tracker:
+    wildcards = {"variant": variant, "stage": stage}
+    with _tracked("train_task", wildcards, mlflow, parent_run, params=settings) as tracker:
         data = load_task_data(datasets, task, crop=config.crop)
         result = train(
             task,
@@ -332,6 +334,7 @@ def train_task(
 
 
 def evaluate_student(
+    variant: str,
     stages: list[str],
     models: list[str],
     datasets: list[str],
@@ -382,11 +385,59 @@ def evaluate_student(
             f"final/{task}/{column}": float(value)
             for task, row in summary.iterrows()
             for column, value in row.items()
-            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            if isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
         }
         final["average_forgetting"] = float(result["average_forgetting"])
         tracker.log_metrics(final)
         for name in ("forgetting.png", "summary.png", "summary.parquet"):
             tracker.log_artifact(Path(out_dir) / name)
-        log_to_parent(parent_run, final, experiment=mlflow["experiment"], enabled=mlflow["enabled"])
+        if variant == "main":
+            log_to_parent(
+                parent_run, final, experiment=mlflow["experiment"], enabled=mlflow["enabled"]
+            )
         log.info("average forgetting %.4f\n%s", result["average_forgetting"], summary.to_string())
+
+
+def compare_ablations(
+    variants: list[str],
+    forgetting: list[str],
+    summaries: list[str],
+    task_order: list[str],
+    out_table: str | os.PathLike[str],
+    mlflow: Mapping[str, Any],
+    parent_run: str | os.PathLike[str] = PARENT_JSON,
+) -> None:
+    """Rule ``compare_ablations``: average forgetting and final composites of every variant."""
+    import pandas as pd
+
+    from fusionfm.evaluate import average_forgetting
+
+    rows = []
+    for variant, forgetting_path, summary_path in zip(variants, forgetting, summaries, strict=True):
+        matrix = pd.read_parquet(forgetting_path)
+        summary = pd.read_parquet(summary_path).set_index("task")
+        row = {
+            "variant": variant,
+            "average_forgetting": float(average_forgetting(matrix, task_order)),
+        }
+        row |= {
+            f"{task}_composite": float(summary.loc[task, "student_composite"])
+            for task in summary.index
+        }
+        row["mean_composite"] = float(summary["student_composite"].mean())
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    with _tracked("compare_ablations", {}, mlflow, parent_run) as tracker:
+        with atomic_path(out_table) as tmp:
+            table.to_parquet(tmp, index=False)
+        tracker.log_metrics(
+            {
+                f"{row['variant']}/{key}": value
+                for row in rows
+                for key, value in row.items()
+                if key != "variant" and math.isfinite(value)
+            }
+        )
+        log.info("ablations:\n%s", table.to_string(index=False))

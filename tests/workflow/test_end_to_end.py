@@ -26,8 +26,9 @@ def _planned_jobs(plan: str) -> set[tuple[str, str]]:
     for line in plan.splitlines():
         if match := re.match(r"^(?:local)?rule (\w+):", line.strip()):
             jobs.append([match.group(1), ""])
-        elif (match := re.search(r"wildcards: (?:dataset|stage)=([\w-]+)", line)) and jobs:
-            jobs[-1][1] = match.group(1)
+        elif (match := re.search(r"wildcards: (.*)$", line)) and jobs:
+            values = dict(item.split("=", 1) for item in match.group(1).split(", "))
+            jobs[-1][1] = values.get("dataset") or values.get("stage") or values.get("variant", "")
     return {(rule, name) for rule, name in jobs if rule != "all"}
 
 
@@ -95,20 +96,27 @@ def test_all_runs_through_refinement_tracks_every_job_and_reruns_only_what_chang
     assert "Nothing to be done" in run_snakemake(workdir, "-n", "--cores", "1", "all").stdout
 
     for stage in STAGES:
-        assert (results / "train" / stage / "model.pt").is_file()
-    summary = pd.read_parquet(results / "evaluate" / "summary.parquet")
+        assert (results / "train" / "main" / stage / "model.pt").is_file()
+    summary = pd.read_parquet(results / "evaluate" / "main" / "summary.parquet")
     assert sorted(summary["task"]) == ["ivf", "mef", "mff", "mif"]
     assert summary["student_composite"].notna().all()
-    forgetting = pd.read_parquet(results / "evaluate" / "forgetting.parquet")
+    forgetting = pd.read_parquet(results / "evaluate" / "main" / "forgetting.parquet")
     assert forgetting.shape[0] == len(STAGES)
-    assert (results / "evaluate" / "forgetting.png").stat().st_size > 1000
+    assert (results / "evaluate" / "main" / "forgetting.png").stat().st_size > 1000
+
+    # The ablations target trains and evaluates every variant next to the main run.
+    run_snakemake(workdir, "--cores", "2", "ablations")
+    ablations = pd.read_parquet(results / "evaluate" / "ablations.parquet")
+    assert list(ablations["variant"]) == ["main", "naive", "ewc_only", "replay_only"]
+    assert ablations["mean_composite"].notna().all()
+    assert "Nothing to be done" in run_snakemake(workdir, "-n", "--cores", "1", "ablations").stdout
 
     # A refiner parameter reruns refinement and what follows it (training), nothing before it.
     _edit_config(workdir, lambda c: c.setdefault("refiner", {}).update(tolerance=0.07))
     plan = _planned_jobs(run_snakemake(workdir, "-n", "--cores", "1", "all").stdout)
     assert plan == {("refine_labels", name) for name in DATASETS} | {
         ("train_task", stage) for stage in STAGES
-    } | {("evaluate_student", "")}
+    } | {("evaluate_student", "main")}
 
     # A training parameter reruns only training.
     _edit_config(workdir, lambda c: c["train"].update(lr=0.001))

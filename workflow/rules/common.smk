@@ -14,12 +14,15 @@ STAGES = [
         t for t in config["train"]["task_order"] if t in TASKS_WITH_LABELS
     )
 ]  # sequential training stages, e.g. 00_ivf, 01_mif, ...
+VARIANTS = {"main": {}, **config["ablations"]["variants"]}  # name -> train overrides
 
 
 wildcard_constraints:
     dataset="|".join(DATASETS) or "(?!)",
     teacher="|".join(sorted({t for teachers in TEACHERS.values() for t in teachers}))
     or "(?!)",
+    stage="|".join(STAGES) or "(?!)",
+    variant="|".join(VARIANTS),
 
 
 def dataset_spec(wildcards):
@@ -107,12 +110,21 @@ def stage_labels(wildcards):
     return [f"results/refine/{d}/images" for d in stage_datasets(wildcards)]
 
 
+def variant_train_config(wildcards):
+    """The train section with the variant's overrides (``main`` has none)."""
+    return {**config["train"], **VARIANTS[wildcards.variant]}
+
+
+def variant_models(wildcards):
+    return [f"results/train/{wildcards.variant}/{stage}/model.pt" for stage in STAGES]
+
+
 def previous_task_state(wildcards):
     """The previous stage's model, EWC and replay files (none for the first task)."""
     k = STAGES.index(wildcards.stage)
     if k == 0:
         return {}
-    previous = f"results/train/{STAGES[k - 1]}"
+    previous = f"results/train/{wildcards.variant}/{STAGES[k - 1]}"
     return {
         "ckpt": f"{previous}/model.pt",
         "ewc": f"{previous}/ewc.pt",
@@ -129,5 +141,9 @@ def final_outputs():
                 f"results/refine/{dataset}.json",
             ]
     if STAGES:
-        outputs.append("results/evaluate/summary.parquet")
+        outputs.append("results/evaluate/main/summary.parquet")
     return outputs
+
+
+def ablation_outputs():
+    return ["results/evaluate/ablations.parquet"] if STAGES else []

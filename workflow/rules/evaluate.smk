@@ -1,6 +1,6 @@
 rule evaluate_student:
     input:
-        models=expand("results/train/{stage}/model.pt", stage=STAGES),
+        models=variant_models,
         manifests=expand(
             "results/datasets/{dataset}/manifest.parquet", dataset=TRAINED_DATASETS
         ),
@@ -8,15 +8,15 @@ rule evaluate_student:
         labels=expand("results/refine/{dataset}/images", dataset=TRAINED_DATASETS),
         parent_run=ancient(PARENT_RUN),
     output:
-        table="results/evaluate/eval.parquet",
-        forgetting="results/evaluate/forgetting.parquet",
-        summary="results/evaluate/summary.parquet",
-        forgetting_plot="results/evaluate/forgetting.png",
-        summary_plot="results/evaluate/summary.png",
+        table="results/evaluate/{variant}/eval.parquet",
+        forgetting="results/evaluate/{variant}/forgetting.parquet",
+        summary="results/evaluate/{variant}/summary.parquet",
+        forgetting_plot="results/evaluate/{variant}/forgetting.png",
+        summary_plot="results/evaluate/{variant}/summary.png",
     log:
-        "logs/evaluate_student/evaluate_student.log",
+        "logs/evaluate_student/{variant}.log",
     benchmark:
-        "benchmarks/evaluate_student/evaluate_student.tsv"
+        "benchmarks/evaluate_student/{variant}.tsv"
     conda:
         "../../environment.yml"
     threads: 2
@@ -33,3 +33,24 @@ rule evaluate_student:
         mlflow=config["mlflow"],
     script:
         "../scripts/evaluate_student.py"
+
+
+rule compare_ablations:
+    input:
+        forgetting=expand(
+            "results/evaluate/{variant}/forgetting.parquet", variant=VARIANTS
+        ),
+        summary=expand("results/evaluate/{variant}/summary.parquet", variant=VARIANTS),
+        parent_run=ancient(PARENT_RUN),
+    output:
+        "results/evaluate/ablations.parquet",
+    log:
+        "logs/compare_ablations/compare_ablations.log",
+    conda:
+        "../../environment.yml"
+    params:
+        variants=list(VARIANTS),
+        task_order=[stage.split("_", 1)[1] for stage in STAGES],
+        mlflow=config["mlflow"],
+    script:
+        "../scripts/compare_ablations.py"

@@ -5,13 +5,13 @@ rule train_task:
         labels=stage_labels,
         parent_run=ancient(PARENT_RUN),
     output:
-        model="results/train/{stage}/model.pt",
-        ewc="results/train/{stage}/ewc.pt",
-        replay="results/train/{stage}/replay.pt",
+        model="results/train/{variant}/{stage}/model.pt",
+        ewc="results/train/{variant}/{stage}/ewc.pt",
+        replay="results/train/{variant}/{stage}/replay.pt",
     log:
-        "logs/train_task/{stage}.log",
+        "logs/train_task/{variant}/{stage}.log",
     benchmark:
-        "benchmarks/train_task/{stage}.tsv"
+        "benchmarks/train_task/{variant}/{stage}.tsv"
     conda:
         "../../environment.yml"
     threads: 2
@@ -21,7 +21,7 @@ rule train_task:
         runtime=120,
     params:
         task=stage_task,
-        train=config["train"],
+        train=variant_train_config,
         mlflow=config["mlflow"],
     script:
         "../scripts/train_task.py"

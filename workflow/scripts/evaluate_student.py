@@ -5,6 +5,7 @@ snakemake = globals()["snakemake"]  # the job object Snakemake injects before th
 
 with log_to_file(snakemake.log[0]):
     evaluate_student(
+        variant=snakemake.wildcards.variant,
         stages=snakemake.params.stages,
         models=snakemake.input.models,
         datasets=snakemake.params.datasets,

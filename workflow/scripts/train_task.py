@@ -6,6 +6,7 @@ snakemake = globals()["snakemake"]  # the job object Snakemake injects before th
 with log_to_file(snakemake.log[0]):
     train_task(
         stage=snakemake.wildcards.stage,
+        variant=snakemake.wildcards.variant,
         task=snakemake.params.task,
         manifests=snakemake.input.manifests,
         labels=snakemake.input.labels,
