@@ -65,16 +65,10 @@ def prepare_dataset(
 ) -> None:
     """Rule ``prepare_dataset``: normalized pairs plus ``manifest.parquet`` for one dataset."""
     from fusionfm.data.build import build_dataset
-    from fusionfm.tracking import stage_run
 
     dataset = DatasetSpec.from_dict(name, spec)
-    with stage_run(
-        parent_run,
-        "prepare_dataset",
-        {"dataset": name},
-        params=dict(spec),
-        experiment=mlflow["experiment"],
-        enabled=mlflow["enabled"],
+    with _tracked(
+        "prepare_dataset", {"dataset": name}, mlflow, parent_run, params=dict(spec)
     ) as tracker:
         manifest = build_dataset(
             dataset, out_images, out_manifest, SplitSpec.from_dict(split), source_root=source_dir

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fusionfm.io import InputError, image_files_by_stem, read_image
 from fusionfm.metrics._common import as_gray_pair, as_gray_triple
 from fusionfm.metrics.information import mutual_information_gray
 from fusionfm.metrics.qabf import qabf_gray
@@ -95,20 +96,14 @@ def json_ready(scores: Mapping[str, float]) -> dict[str, float | None]:
 
 
 def _score_files(paths: tuple[str, str, str, str | None]) -> dict[str, float]:
-    from fusionfm.io import read_image
-
     fused_path, a_path, b_path, gt_path = paths
     fused, a, b = read_image(fused_path), read_image(a_path), read_image(b_path)
     shapes = {p: img.shape[:2] for p, img in ((fused_path, fused), (a_path, a), (b_path, b))}
     if len(set(shapes.values())) != 1:
-        from fusionfm.io import InputError
-
         listed = ", ".join(f"{p} ({w}x{h})" for p, (h, w) in shapes.items())
         raise InputError(f"images of one triple differ in size: {listed}")
     gt = read_image(gt_path) if gt_path else None
     if gt is not None and gt.shape[:2] != fused.shape[:2]:
-        from fusionfm.io import InputError
-
         raise InputError(
             f"{gt_path}: ground truth is {gt.shape[1]}x{gt.shape[0]}, "
             f"{fused_path} is {fused.shape[1]}x{fused.shape[0]}"
@@ -143,7 +138,6 @@ def score_folders(
     Raises:
         fusionfm.io.InputError: empty folder, a fused image with no source counterpart.
     """
-    from fusionfm.io import InputError, image_files_by_stem
     from fusionfm.utils import parallel_map
 
     fused_files = image_files_by_stem(fused_dir)
