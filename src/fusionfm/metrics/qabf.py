@@ -8,16 +8,20 @@ the strength ratio takes the value gF (not 1) where gA == gF.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
-from scipy import ndimage
 
 from fusionfm.metrics._common import as_gray_triple
 
 STRENGTH_GAMMA, STRENGTH_KAPPA, STRENGTH_SIGMA = 0.9994, -15.0, 0.5
 ORIENTATION_GAMMA, ORIENTATION_KAPPA, ORIENTATION_SIGMA = 0.9879, -22.0, 0.8
 
-_SOBEL_VERTICAL = np.array([[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]])
-_SOBEL_HORIZONTAL = np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+_SMOOTH = np.array([1.0, 2.0, 1.0])
+_DERIVATIVE_X = np.array([1.0, 0.0, -1.0])
+_DERIVATIVE_Y = np.array([-1.0, 0.0, 1.0])
+"""Separable factors of the Sobel kernels flipped for correlation: convolving with
+``[[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]`` (x) is correlating with ``outer(_SMOOTH, _DERIVATIVE_X)``,
+with ``[[1, 2, 1], [0, 0, 0], [-1, -2, -1]]`` (y) correlating with ``outer(_DERIVATIVE_Y, _SMOOTH)``."""
 
 
 def sobel_strength_orientation(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -29,28 +33,46 @@ def sobel_strength_orientation(image: np.ndarray) -> tuple[np.ndarray, np.ndarra
     Returns:
         Two arrays of shape ``(H, W)``.
     """
-    grad_x = ndimage.convolve(image, _SOBEL_HORIZONTAL, mode="constant", cval=0.0)
-    grad_y = ndimage.convolve(image, _SOBEL_VERTICAL, mode="constant", cval=0.0)
+    image = np.ascontiguousarray(image, dtype=np.float64)
+    border = cv2.BORDER_CONSTANT
+    grad_x = cv2.sepFilter2D(image, cv2.CV_64F, _DERIVATIVE_X, _SMOOTH, borderType=border)
+    grad_y = cv2.sepFilter2D(image, cv2.CV_64F, _SMOOTH, _DERIVATIVE_Y, borderType=border)
     strength = np.sqrt(grad_x * grad_x + grad_y * grad_y)
     nonzero = grad_x != 0
     orientation = np.full(image.shape, np.pi / 2)
-    orientation[nonzero] = np.arctan(grad_y[nonzero] / grad_x[nonzero])
+    slope = np.divide(grad_y, grad_x, out=np.zeros(image.shape), where=nonzero)
+    np.arctan(slope, out=orientation, where=nonzero)
     return strength, orientation
 
 
 def _edge_preservation(
     strength_src: np.ndarray, angle_src: np.ndarray, strength_f: np.ndarray, angle_f: np.ndarray
 ) -> np.ndarray:
-    """Per-pixel Q^{XF} of one source X, shape ``(H, W)``."""
-    ratio = np.where(strength_src == strength_f, strength_f, 0.0)
-    greater = strength_src > strength_f
-    smaller = strength_src < strength_f
-    ratio[greater] = strength_f[greater] / strength_src[greater]
-    ratio[smaller] = strength_src[smaller] / strength_f[smaller]
-    angle = 1.0 - np.abs(angle_src - angle_f) / (np.pi / 2)
-    strength_q = STRENGTH_GAMMA / (1.0 + np.exp(STRENGTH_KAPPA * (ratio - STRENGTH_SIGMA)))
-    angle_q = ORIENTATION_GAMMA / (1.0 + np.exp(ORIENTATION_KAPPA * (angle - ORIENTATION_SIGMA)))
-    return strength_q * angle_q
+    """Per-pixel Q^{XF} of one source X, shape ``(H, W)``.
+
+    The strength ratio is the smaller strength over the larger one, and ``gF`` where the two are
+    equal (the reference code's quirk).
+    """
+    larger = np.maximum(strength_src, strength_f)
+    ratio = np.minimum(strength_src, strength_f)
+    # where the strengths are equal, the minimum already is gF
+    np.divide(ratio, larger, out=ratio, where=strength_src != strength_f)
+    angle = angle_src - angle_f
+    np.abs(angle, out=angle)
+    angle /= np.pi / 2
+    np.subtract(1.0, angle, out=angle)
+    strength_q = _sigmoid(ratio, STRENGTH_GAMMA, STRENGTH_KAPPA, STRENGTH_SIGMA)
+    strength_q *= _sigmoid(angle, ORIENTATION_GAMMA, ORIENTATION_KAPPA, ORIENTATION_SIGMA)
+    return strength_q
+
+
+def _sigmoid(x: np.ndarray, gamma: float, kappa: float, sigma: float) -> np.ndarray:
+    """``gamma / (1 + exp(kappa * (x - sigma)))``, overwriting ``x``."""
+    x -= sigma
+    x *= kappa
+    np.exp(x, out=x)
+    x += 1.0
+    return np.divide(gamma, x, out=x)
 
 
 def qabf_gray(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:

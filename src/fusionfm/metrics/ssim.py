@@ -10,48 +10,79 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
-from fusionfm.metrics._common import as_gray_pair, as_gray_triple
+from fusionfm.metrics._common import as_gray_pair, as_gray_triple, correlate_separable
 
 K1, K2 = 0.01, 0.03
 
+_UNIFORM_7 = np.full(7, 1.0 / 7.0)
+_GAUSSIAN_15 = np.exp(-0.5 * (np.arange(-5, 6) / 1.5) ** 2)
+_GAUSSIAN_15 /= _GAUSSIAN_15.sum()
+"""scipy's ``gaussian_filter(sigma=1.5, truncate=3.5)`` taps: radius ``int(3.5 * 1.5 + 0.5) = 5``."""
+
+
+def _uniform_7(image: np.ndarray) -> np.ndarray:
+    """7x7 local mean, half-sample symmetric boundary (scipy's ``uniform_filter(size=7)``)."""
+    return correlate_separable(image, _UNIFORM_7, "reflect")
+
+
+def _gaussian_15(image: np.ndarray) -> np.ndarray:
+    """Gaussian local mean, sigma 1.5, 11x11, scipy's ``reflect`` boundary."""
+    return correlate_separable(image, _GAUSSIAN_15, "reflect")
+
 
 def _ssim_mean(
-    x: np.ndarray, y: np.ndarray, local_mean, window_pixels: int | None, data_range: float, crop: int
+    mean_x: np.ndarray,
+    mean_y: np.ndarray,
+    mean_xx: np.ndarray,
+    mean_yy: np.ndarray,
+    mean_xy: np.ndarray,
+    covariance_norm: float,
+    data_range: float,
+    crop: int,
 ) -> float:
-    """Mean SSIM of two ``(H, W)`` images given a local-mean filter.
-
-    ``window_pixels`` enables the sample-covariance correction ``n / (n - 1)``.
-    """
-    covariance_norm = window_pixels / (window_pixels - 1.0) if window_pixels else 1.0
-    mean_x, mean_y = local_mean(x), local_mean(y)
-    var_x = covariance_norm * (local_mean(x * x) - mean_x * mean_x)
-    var_y = covariance_norm * (local_mean(y * y) - mean_y * mean_y)
-    cov_xy = covariance_norm * (local_mean(x * y) - mean_x * mean_y)
+    """Mean SSIM over the map cropped by ``crop`` pixels, from the local means of ``x``, ``y``,
+    ``x^2``, ``y^2`` and ``xy`` (all ``(H, W)``); ``covariance_norm`` is ``n / (n - 1)`` for the
+    sample covariance of an ``n``-pixel window, else 1."""
+    inner = (slice(crop, -crop), slice(crop, -crop))
+    mean_x, mean_y = mean_x[inner], mean_y[inner]
+    var_x = covariance_norm * (mean_xx[inner] - mean_x * mean_x)
+    var_y = covariance_norm * (mean_yy[inner] - mean_y * mean_y)
+    cov_xy = covariance_norm * (mean_xy[inner] - mean_x * mean_y)
     c1 = (K1 * data_range) ** 2
     c2 = (K2 * data_range) ** 2
     ssim_map = ((2 * mean_x * mean_y + c1) * (2 * cov_xy + c2)) / (
         (mean_x * mean_x + mean_y * mean_y + c1) * (var_x + var_y + c2)
     )
-    return float(ssim_map[crop:-crop, crop:-crop].mean())
+    return float(ssim_map.mean())
 
 
-def _uniform_7(image: np.ndarray) -> np.ndarray:
-    return ndimage.uniform_filter(image, size=7)
-
-
-def _gaussian_15(image: np.ndarray) -> np.ndarray:
-    return ndimage.gaussian_filter(image, sigma=1.5, truncate=3.5)
+def _fusion_ssim_from_means(
+    x: np.ndarray, y: np.ndarray, mean_x: np.ndarray, mean_xx: np.ndarray
+) -> float:
+    return _ssim_mean(
+        mean_x,
+        _uniform_7(y),
+        mean_xx,
+        _uniform_7(y * y),
+        _uniform_7(x * y),
+        covariance_norm=49 / 48,
+        data_range=2.0,
+        crop=3,
+    )
 
 
 def ssim_fusion_pair(x: np.ndarray, y: np.ndarray) -> float:
     """Evaluator-convention SSIM of two gray ``(H, W)`` images (H, W >= 7)."""
-    return _ssim_mean(x, y, _uniform_7, window_pixels=49, data_range=2.0, crop=3)
+    return _fusion_ssim_from_means(x, y, _uniform_7(x), _uniform_7(x * x))
 
 
 def ssim_fusion_gray(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    return ssim_fusion_pair(f, a) + ssim_fusion_pair(f, b)
+    """SSIM(F, A) + SSIM(F, B); the local means of F and F^2 are computed once for both."""
+    mean_f, mean_ff = _uniform_7(f), _uniform_7(f * f)
+    return _fusion_ssim_from_means(f, a, mean_f, mean_ff) + _fusion_ssim_from_means(
+        f, b, mean_f, mean_ff
+    )
 
 
 def ssim_fusion(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
@@ -64,7 +95,16 @@ def ssim_fusion(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
 
 
 def ssim_reference_gray(f: np.ndarray, gt: np.ndarray) -> float:
-    return _ssim_mean(f, gt, _gaussian_15, window_pixels=None, data_range=255.0, crop=5)
+    return _ssim_mean(
+        _gaussian_15(f),
+        _gaussian_15(gt),
+        _gaussian_15(f * f),
+        _gaussian_15(gt * gt),
+        _gaussian_15(f * gt),
+        covariance_norm=1.0,
+        data_range=255.0,
+        crop=5,
+    )
 
 
 def ssim_reference(fused: np.ndarray, ground_truth: np.ndarray) -> float:

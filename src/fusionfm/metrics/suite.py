@@ -151,8 +151,12 @@ def score_folders(
             if stem not in files:
                 raise InputError(f"{fused_path}: no source image named {stem}.* in {folder}")
         jobs.append(
-            (str(fused_path), str(sources[0][stem]), str(sources[1][stem]),
-             str(ground_truths[stem]) if stem in ground_truths else None)
+            (
+                str(fused_path),
+                str(sources[0][stem]),
+                str(sources[1][stem]),
+                str(ground_truths[stem]) if stem in ground_truths else None,
+            )
         )
     rows = parallel_map(_score_files, jobs, workers, "scoring", "image", progress)
     frame = pd.DataFrame(rows)

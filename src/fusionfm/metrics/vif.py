@@ -29,33 +29,43 @@ _WINDOWS = _scale_windows()
 
 
 def _information_terms(
-    ref: np.ndarray, mu_ref: np.ndarray, dist_sq_mean: np.ndarray, mu_dist: np.ndarray,
-    ref_dist_mean: np.ndarray, window: np.ndarray,
+    sigma_ref: np.ndarray, sigma_dist: np.ndarray, sigma_cross: np.ndarray
 ) -> tuple[float, float]:
-    """Numerator and denominator sums of one scale for one reference."""
-    sigma_ref = filter_valid(ref * ref, window) - mu_ref * mu_ref
-    sigma_dist = dist_sq_mean - mu_dist * mu_dist
-    sigma_cross = ref_dist_mean - mu_ref * mu_dist
-    sigma_ref = np.maximum(sigma_ref, 0.0)
-    sigma_dist = np.maximum(sigma_dist, 0.0)
+    """Numerator and denominator sums of one scale for one reference.
 
+    Args:
+        sigma_ref: local variance of the reference, clipped at 0; overwritten.
+        sigma_dist: local variance of the distorted image, clipped at 0.
+        sigma_cross: local covariance of the two.
+
+    All of the same shape. The reference code's rules, as masks: where the reference is flat
+    (``sigma_ref < EPS``) the gain is 0 and ``sigma_ref`` counts as 0; where the distorted
+    image is flat, or the gain is negative, the gain is 0. A zero gain makes the numerator term
+    ``log10(1 + 0) = 0`` exactly, so those terms are zeroed, not computed from patched arrays.
+    """
+    flat_ref = sigma_ref < EPS
     gain = sigma_cross / (sigma_ref + EPS)
     noise = sigma_dist - gain * sigma_cross
-    flat_ref = sigma_ref < EPS
-    gain[flat_ref] = 0.0
-    noise[flat_ref] = sigma_dist[flat_ref]
+    np.maximum(noise, EPS, out=noise)
+    informative = ~flat_ref & (sigma_dist >= EPS) & (gain >= 0)
     sigma_ref[flat_ref] = 0.0
-    flat_dist = sigma_dist < EPS
-    gain[flat_dist] = 0.0
-    noise[flat_dist] = 0.0
-    negative = gain < 0
-    noise[negative] = sigma_dist[negative]
-    gain[negative] = 0.0
-    noise[noise <= EPS] = EPS
+    terms = gain * gain
+    terms *= sigma_ref
+    noise += NOISE_VARIANCE
+    terms /= noise
+    terms += 1.0
+    np.log10(terms, out=terms)
+    terms[~informative] = 0.0
+    information = sigma_ref / NOISE_VARIANCE
+    information += 1.0
+    np.log10(information, out=information)
+    return float(np.sum(terms)), float(np.sum(information))
 
-    numerator = np.sum(np.log10(1.0 + gain * gain * sigma_ref / (noise + NOISE_VARIANCE)))
-    denominator = np.sum(np.log10(1.0 + sigma_ref / NOISE_VARIANCE))
-    return float(numerator), float(denominator)
+
+def _local_variance(mean_square: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """``max(E[x^2] - E[x]^2, 0)`` as a new array."""
+    variance = mean_square - mean * mean
+    return np.maximum(variance, 0.0, out=variance)
 
 
 def vif_gray(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
@@ -74,11 +84,12 @@ def vif_gray(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
         if min(dist.shape) < window.shape[0]:
             break
         mu_dist = filter_valid(dist, window)
-        dist_sq_mean = filter_valid(dist * dist, window)
+        sigma_dist = _local_variance(filter_valid(dist * dist, window), mu_dist)
         for index, ref in enumerate(refs):
             mu_ref = filter_valid(ref, window)
-            ref_dist_mean = filter_valid(ref * dist, window)
-            num, den = _information_terms(ref, mu_ref, dist_sq_mean, mu_dist, ref_dist_mean, window)
+            sigma_ref = _local_variance(filter_valid(ref * ref, window), mu_ref)
+            sigma_cross = filter_valid(ref * dist, window) - mu_ref * mu_dist
+            num, den = _information_terms(sigma_ref, sigma_dist, sigma_cross)
             numerators[index] += num
             denominators[index] += den
     total = 0.0
