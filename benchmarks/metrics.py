@@ -12,13 +12,21 @@ a straightforward reference implementation of the same definitions written in th
   boundary convention of the suite (zero padding, half-sample reflection, or 'valid').
 
 The reference shares no code with the suite. Printed per metric: median ms of the reference,
-median ms of the suite, the speedup, and max |difference| of the values (must be float rounding).
-Machine and versions are printed first.
+median ms of the suite, the speedup, and the difference of the values; the script fails (exit
+status 1) unless every value agrees to ``--rtol`` (default 1e-9, relative). Machine, versions and
+load are printed first.
+
+At 768x576 the input is a real TNO pair (infrared/visible ``01`` of ``../shared/data``, or of
+``$FUSIONFM_SHARED_DATA``) with their rounded mean as the fused image and the visible image as
+ground truth, when the data is present; otherwise, and at every other size, a synthetic triple.
+The suite is timed ``--repeats`` times (default 7) and the reference ``--ref-repeats`` times
+(default: 3 below 100,000 pixels, else 1, since the reference takes about 5 s per 768x576 triple).
 
 Usage::
 
-    .venv/bin/python benchmarks/metrics.py                       # both sizes, 5 repeats
+    .venv/bin/python benchmarks/metrics.py                       # both sizes
     .venv/bin/python benchmarks/metrics.py --sizes 256x256 --repeats 10 --ref-repeats 3
+    .venv/bin/python benchmarks/metrics.py --no-reference --json metrics.json
 """
 
 from __future__ import annotations
@@ -26,49 +34,17 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
-import statistics
-import time
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
-from fusionfm.metrics.suite import GROUND_TRUTH_METRICS, NO_REFERENCE_METRICS
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-# ---------------------------------------------------------------------------------------------
-# machine
+from _common import machine_info, machine_line, median_ms, parse_sizes, write_json  # noqa: E402
 
-
-def machine() -> str:
-    """One line: CPU model, core count, Python/numpy/scipy/torch versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    versions = [f"python {platform.python_version()}", f"numpy {np.__version__}"]
-    for module in ("scipy", "torch"):
-        try:
-            versions.append(f"{module} {__import__(module).__version__}")
-        except ImportError:
-            pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"machine: {cpu}, {cores} cores usable; " + ", ".join(versions)
-
-
-def median_ms(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
-    """Median wall time of ``fn()`` in ms over ``repeats`` calls, and its last result."""
-    times, result = [], None
-    for _ in range(repeats):
-        began = time.perf_counter()
-        result = fn()
-        times.append((time.perf_counter() - began) * 1e3)
-    return statistics.median(times), result
-
+from fusionfm.metrics.suite import GROUND_TRUTH_METRICS, NO_REFERENCE_METRICS  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # reference: direct window sums
@@ -402,17 +378,52 @@ def make_triple(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, ...
     return tuple(np.round(x).astype(np.float64) for x in (fused, a, b, np.clip(scene, 0, 255)))
 
 
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """``"256x256,768x576"`` -> ``[(256, 256), (576, 768)]`` as (height, width); WxH order."""
-    sizes = []
-    for item in text.split(","):
-        width, height = (int(v) for v in item.lower().strip().split("x"))
-        sizes.append((height, width))
-    return sizes
+def shared_data_root() -> Path:
+    """``$FUSIONFM_SHARED_DATA``, else ``../shared/data`` next to the repository."""
+    env = os.environ.get("FUSIONFM_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def run_size(height: int, width: int, repeats: int, ref_repeats: int, reference: bool) -> None:
-    f, a, b, gt = make_triple(height, width)
+def real_triple(height: int, width: int) -> tuple[tuple[np.ndarray, ...], str] | None:
+    """TNO pair ``01`` (768x576) as (rounded mean, IR, visible luma, visible), or None."""
+    root = shared_data_root() / "ivf" / "TNO"
+    paths = [root / "ir" / "01.png", root / "vi" / "01.png"]
+    if not all(p.is_file() for p in paths):
+        return None
+    from fusionfm.color import luma
+    from fusionfm.io import read_image
+
+    a, b = (luma(read_image(p)) for p in paths)
+    if a.shape != (height, width):
+        return None
+    fused = np.round((a + b) / 2)
+    return (fused, a, b, b), f"TNO pair 01 from {root} (fused = rounded mean, ground truth = vi)"
+
+
+def _differs(value: float, ref_value: float) -> float:
+    """Relative difference, 0 when both are NaN or the same infinity."""
+    if math.isnan(value) or math.isnan(ref_value):
+        return 0.0 if math.isnan(value) and math.isnan(ref_value) else math.inf
+    if math.isinf(value) or math.isinf(ref_value):
+        return 0.0 if value == ref_value else math.inf
+    return abs(value - ref_value) / max(abs(value), abs(ref_value), 1e-300)
+
+
+def run_size(
+    height: int,
+    width: int,
+    repeats: int,
+    ref_repeats: int,
+    reference: bool,
+    rtol: float,
+    real: bool,
+) -> dict:
+    """Time every metric at one size; returns the JSON record of that size."""
+    loaded = real_triple(height, width) if real else None
+    if loaded:
+        (f, a, b, gt), source = loaded
+    else:
+        (f, a, b, gt), source = make_triple(height, width), "synthetic (make_triple, seed 0)"
     kernels: dict[str, Callable[[], float]] = {
         name: (lambda fn=fn: fn(f, a, b)) for name, fn in NO_REFERENCE_METRICS.items()
     }
@@ -429,58 +440,92 @@ def run_size(height: int, width: int, repeats: int, ref_repeats: int, reference:
     }
 
     print(
-        f"\n== {width}x{height} (W x H), suite median of {repeats}, "
-        f"reference median of {ref_repeats} =="
+        f"\n== {width}x{height} (W x H): {source}; suite median of {repeats} after a warm-up"
+        + (f", reference median of {ref_repeats}" if reference else "")
+        + " =="
     )
     header = f"{'metric':<8} {'value':>14} {'suite ms':>10}"
     if reference:
-        header += f" {'ref ms':>11} {'speedup':>9} {'max |diff|':>11}"
+        header += f" {'ref ms':>11} {'speedup':>9} {'rel. diff':>10}"
     print(header)
+    record: dict = {"size": f"{width}x{height}", "input": source, "repeats": repeats}
+    if reference:
+        record["ref_repeats"] = ref_repeats
+    rows = {}
     total_fast = total_ref = 0.0
     worst = 0.0
     for name, kernel in kernels.items():
-        fast_ms, value = median_ms(kernel, repeats)
+        fast_ms, value = median_ms(kernel, repeats, warmup=1)
+        value = float(value)
         total_fast += fast_ms
+        row = {"value": value, "suite_ms": fast_ms}
         line = f"{name:<8} {value:>14.8g} {fast_ms:>10.3f}"
         if reference:
             ref_ms, ref_value = median_ms(refs[name], ref_repeats)
             total_ref += ref_ms
-            diff = abs(float(value) - float(ref_value))
-            if math.isnan(diff):
-                diff = 0.0 if math.isnan(value) and math.isnan(ref_value) else math.inf
-            rel = diff / max(abs(float(value)), 1e-300)
+            rel = _differs(value, float(ref_value))
             worst = max(worst, rel)
-            line += f" {ref_ms:>11.1f} {ref_ms / fast_ms:>8.0f}x {diff:>11.2e}"
-        print(line)
+            row |= {"reference_value": float(ref_value), "reference_ms": ref_ms}
+            row |= {"speedup": ref_ms / fast_ms, "relative_difference": rel}
+            line += f" {ref_ms:>11.1f} {ref_ms / fast_ms:>8.1f}x {rel:>10.1e}"
+        rows[name] = row
+        print(line, flush=True)
     total_line = f"{'total':<8} {'':>14} {total_fast:>10.3f}"
+    record["metrics"] = rows
+    record["total_suite_ms"] = total_fast
     if reference:
-        total_line += f" {total_ref:>11.1f} {total_ref / total_fast:>8.0f}x"
+        total_line += f" {total_ref:>11.1f} {total_ref / total_fast:>8.1f}x"
+        record |= {"total_reference_ms": total_ref, "speedup": total_ref / total_fast}
+        record["largest_relative_difference"] = worst
     print(total_line)
 
-    full_ms, _ = median_ms(
-        lambda: __import__("fusionfm.metrics").metrics.compute_metrics(f, a, b, gt), repeats
-    )
+    from fusionfm.metrics import compute_metrics
+
+    full_ms, _ = median_ms(lambda: compute_metrics(f, a, b, gt), repeats, warmup=1)
+    record["compute_metrics_ms"] = full_ms
     print(
         f"compute_metrics (whole suite, with validation and ground truth): {full_ms:.2f} ms "
         "per triple"
     )
     if reference:
-        print(
-            f"largest relative difference suite vs reference: {worst:.2e} "
-            f"({'float rounding' if worst < 1e-9 else 'NOT IDENTICAL'})"
-        )
+        verdict = "identical to float rounding" if worst <= rtol else f"NOT IDENTICAL (> {rtol:g})"
+        print(f"largest relative difference suite vs reference: {worst:.2e} ({verdict})")
+        record["identical"] = worst <= rtol
+    return record
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="256x256,768x576", help="comma-separated WxH")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs of the suite")
-    parser.add_argument("--ref-repeats", type=int, default=1, help="timed runs of the reference")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs of the suite")
+    parser.add_argument(
+        "--ref-repeats", type=int, default=0, help="timed runs of the reference (0: by size)"
+    )
     parser.add_argument("--no-reference", action="store_true", help="time the suite only")
+    parser.add_argument("--rtol", type=float, default=1e-9, help="allowed relative difference")
+    parser.add_argument("--synthetic", action="store_true", help="never use the real TNO pair")
+    parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    print(machine())
+    info = machine_info()
+    print(machine_line(info))
+    records = []
     for height, width in parse_sizes(args.sizes):
-        run_size(height, width, args.repeats, max(1, args.ref_repeats), not args.no_reference)
+        ref_repeats = args.ref_repeats or (3 if height * width < 100_000 else 1)
+        records.append(
+            run_size(
+                height,
+                width,
+                args.repeats,
+                ref_repeats,
+                not args.no_reference,
+                args.rtol,
+                not args.synthetic,
+            )
+        )
+    write_json(args.json, {"benchmark": "metrics", "machine": info, "sizes": records})
+    if any(not r.get("identical", True) for r in records):
+        print("FAILED: the suite and the reference disagree", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,32 +1,42 @@
-"""Student cost: parameters, FLOPs per step, fusion latency and training throughput.
+"""Student cost: parameters, multiply-accumulates per step, fusion latency on CPU and GPU.
 
-Prints, for the default :class:`fusionfm.models.UNetConfig` (or ``--base-channels``):
+For the default :class:`fusionfm.models.UNetConfig` (or the overrides of ``--model``), prints:
 
 * parameters;
-* FLOPs of one model call on a 768x576 image, counted with
-  :class:`torch.utils.flop_counter.FlopCounterMode` (convolutions and matmuls; one
-  multiply-accumulate = 2 FLOPs), per step, per 4-step Euler fusion, and the ratio of that fusion
-  to CDDFuse's 1,591 GFLOPs (target: at most 1/20, 79.55 GFLOPs);
+* multiply-accumulates (MACs) and FLOPs of one model call on a 768x576 image, counted with
+  :class:`torch.utils.flop_counter.FlopCounterMode` (it counts convolutions and matrix products,
+  2 FLOPs per MAC, and leaves out element-wise work: normalizations, activations, additions,
+  upsampling), per call and per 4-step Euler fusion (4 calls), and the ratio to CDDFuse's
+  1,591 G. The comparison is made conservatively in FLOPs: our FLOPs (2 x MACs) against 1,591 G,
+  which also holds if CDDFuse's figure is really MACs, as thop-style counters report. The target
+  is at most 1/20, i.e. 79.55 GFLOPs per fusion;
 * CPU ms per 768x576 image (batch 1, luminance, :func:`fusionfm.solver.sample`) with Euler at 1,
-  2 and 4 steps and Heun at 4 steps;
-* with CUDA: the same at batch 1 and ms per image at the best batch, in float32, channels_last,
-  bf16 autocast and with ``torch.compile`` (each guarded; a failure is printed, not raised);
-* training throughput at the default :class:`fusionfm.train.trainer.TrainConfig` on synthetic
-  in-memory task data: steps/s, samples/s, and the split between batch sampling
-  (:func:`make_batch`) and forward + backward + optimizer step.
+  2 and 4 steps (``--heun`` adds Heun at 4 steps, 8 calls);
+* with CUDA (``torch.cuda.is_available()``): fp32 batch 1 at 1, 2 and 4 steps, then at 4 steps a
+  batch sweep (``--gpu-batches``) of eager fp32, channels_last, bf16 autocast and
+  channels_last + bf16 (ms per image and images per second, with ``torch.cuda.synchronize``
+  around every timed run), and ``torch.compile`` of the fastest eager variant at batch 1 and at
+  its best batch. ``--gpu-budget-s`` (default 120 s) stops starting new GPU measurements once
+  spent; anything skipped is printed and recorded. fp32 convolutions run as cuDNN's defaults
+  allow (TF32 on Ampere and later).
 
-Every timing is a median over ``--repeats`` after a warm-up.
+Timings are medians over ``--repeats`` after a warm-up. The model has random weights: the cost
+does not depend on them. Only :mod:`fusionfm.models` and :mod:`fusionfm.solver` are imported
+(torch and numpy; no snakemake, mlflow or jsonschema), so the script runs as
+``PYTHONPATH=src python3 benchmarks/student.py`` on a bare GPU machine.
 
 Usage::
 
-    .venv/bin/python benchmarks/student.py
-    .venv/bin/python benchmarks/student.py --repeats 5 --train-steps 50 --threads 2
+    .venv/bin/python benchmarks/student.py                            # CPU (and GPU if present)
+    .venv/bin/python benchmarks/student.py --threads 1 --repeats 5
+    .venv/bin/python benchmarks/student.py --model '{"base_channels": 8}' --skip cpu
+    PYTHONPATH=src python3 benchmarks/student.py --json student.json  # on a GPU machine
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -36,265 +46,335 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from metrics import machine  # noqa: E402
+from _common import machine_info, machine_line, median_ms, write_json  # noqa: E402
 
 from fusionfm.models import TASK_INDEX, FusionUNet, UNetConfig, count_parameters  # noqa: E402
 from fusionfm.solver import sample  # noqa: E402
-from fusionfm.train.data import TaskData  # noqa: E402
-from fusionfm.train.trainer import TrainConfig, batch_loss, make_batch  # noqa: E402
 
 CDDFUSE_GFLOPS = 1591.0
-"""CDDFuse's cost for one 768x576 fusion, as the issue states it."""
+"""CDDFuse's cost for one 768x576 fusion, as the issue states it (GFLOPs)."""
+TARGET_FRACTION = 1 / 20
+TARGET_IMAGES_PER_SECOND = 100.0
+"""GPU target: images per second at 4 steps."""
 
 HEIGHT, WIDTH = 576, 768
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def median_ms(
-    fn: Callable[[], object], repeats: int, device: torch.device, warmup: int = 1
-) -> float:
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append((time.perf_counter() - began) * 1e3)
-    return statistics.median(times)
-
-
-def inputs(batch: int, device: torch.device, dtype: torch.dtype = torch.float32) -> dict:
+def inputs(
+    batch: int, device: torch.device, height: int = HEIGHT, width: int = WIDTH
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """A start image and the conditioning of ``batch`` random 1-channel source pairs."""
     generator = torch.Generator().manual_seed(0)
-    y_a = torch.rand(batch, 1, HEIGHT, WIDTH, generator=generator)
-    y_b = torch.rand(batch, 1, HEIGHT, WIDTH, generator=generator)
-    return {
-        "x0": ((y_a + y_b) / 2).to(device, dtype),
-        "cond": {
-            "y_a": y_a.to(device, dtype),
-            "y_b": y_b.to(device, dtype),
-            "task": torch.full((batch,), TASK_INDEX["ivf"], device=device),
-        },
+    y_a = torch.rand(batch, 1, height, width, generator=generator)
+    y_b = torch.rand(batch, 1, height, width, generator=generator)
+    cond = {
+        "y_a": y_a.to(device),
+        "y_b": y_b.to(device),
+        "task": torch.full((batch,), TASK_INDEX["ivf"], device=device),
     }
+    return ((y_a + y_b) / 2).to(device), cond
 
 
-def count_flops(model: FusionUNet) -> int:
+def count_macs(model: FusionUNet, height: int = HEIGHT, width: int = WIDTH) -> int:
+    """Multiply-accumulates of one model call at batch 1 (FlopCounterMode's FLOPs / 2)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    data = inputs(1, torch.device("cpu"))
-    t = torch.zeros(1)
+    x0, cond = inputs(1, torch.device("cpu"), height, width)
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        model(data["x0"], t, **data["cond"])
-    return counter.get_total_flops()
+        model.cpu()(x0, torch.zeros(1), **cond)
+    return counter.get_total_flops() // 2
 
 
-def report_model(model: FusionUNet) -> None:
+def report_model(model: FusionUNet) -> dict:
     params = count_parameters(model)
-    flops = count_flops(model)
-    per_step = flops / 1e9
-    per_fusion = 4 * per_step
+    macs = count_macs(model)
+    gmacs, gflops = macs / 1e9, 2 * macs / 1e9
+    fusion_gflops = 4 * gflops
+    target = CDDFUSE_GFLOPS * TARGET_FRACTION
+    met = fusion_gflops <= target
     print(f"\nparameters: {params:,} ({params / 1e6:.3f} M)")
     print(
-        f"per model call at {WIDTH}x{HEIGHT}: {per_step:.2f} GFLOPs "
-        f"({per_step / 2:.2f} GMACs), counted by FlopCounterMode"
+        f"one model call at {WIDTH}x{HEIGHT}: {gmacs:.2f} GMACs = {gflops:.2f} GFLOPs "
+        "(FlopCounterMode; convolutions and matrix products)"
     )
     print(
-        f"4-step Euler fusion: {per_fusion:.2f} GFLOPs = 1/{CDDFUSE_GFLOPS / per_fusion:.1f} "
-        f"of CDDFuse's {CDDFUSE_GFLOPS:,.0f} GFLOPs "
-        f"(target <= 1/20 = {CDDFUSE_GFLOPS / 20:.2f} GFLOPs: "
-        f"{'met' if per_fusion <= CDDFUSE_GFLOPS / 20 else 'NOT met'})"
+        f"4-step Euler fusion (4 calls): {4 * gmacs:.2f} GMACs = {fusion_gflops:.2f} GFLOPs "
+        f"= 1/{CDDFUSE_GFLOPS / fusion_gflops:.1f} of CDDFuse's {CDDFUSE_GFLOPS:,.0f} G, "
+        f"compared in FLOPs (target <= 1/20 = {target:.2f} GFLOPs: "
+        f"{'met' if met else 'NOT met'})"
     )
-    print(f"4-step Heun fusion: {2 * per_fusion:.2f} GFLOPs (two calls per step)")
+    print(
+        f"  (in MACs against 1,591 G, the less conservative reading, it would be "
+        f"1/{CDDFUSE_GFLOPS / (4 * gmacs):.1f})"
+    )
+    print(f"4-step Heun fusion (8 calls): {8 * gflops:.2f} GFLOPs")
+    return {
+        "parameters": params,
+        "size": f"{WIDTH}x{HEIGHT}",
+        "gmacs_per_call": gmacs,
+        "gflops_per_call": gflops,
+        "gflops_per_4_step_euler_fusion": fusion_gflops,
+        "cddfuse_gflops": CDDFUSE_GFLOPS,
+        "fraction_of_cddfuse": fusion_gflops / CDDFUSE_GFLOPS,
+        "target_gflops": target,
+        "target_met": met,
+    }
 
 
-def report_cpu(model: FusionUNet, repeats: int) -> None:
+def report_cpu(model: FusionUNet, repeats: int, heun: bool) -> dict:
     device = torch.device("cpu")
     model = model.to(device).eval()
-    data = inputs(1, device)
+    x0, cond = inputs(1, device)
     print(
-        f"\nCPU, {torch.get_num_threads()} threads, batch 1, {WIDTH}x{HEIGHT}, median of {repeats}:"
+        f"\nCPU, {torch.get_num_threads()} threads, batch 1, {WIDTH}x{HEIGHT}, "
+        f"ms per image, median of {repeats} after a warm-up:"
     )
-    for method, steps in (("euler", 1), ("euler", 2), ("euler", 4), ("heun", 4)):
-        ms = median_ms(
-            lambda m=method, s=steps: sample(model, data["x0"], data["cond"], s, m), repeats, device
+    runs = [("euler", 1), ("euler", 2), ("euler", 4)] + ([("heun", 4)] if heun else [])
+    results = {"threads": torch.get_num_threads(), "repeats": repeats, "ms_per_image": {}}
+    for method, steps in runs:
+        ms, _ = median_ms(
+            lambda m=method, s=steps: sample(model, x0, cond, s, m), repeats, warmup=1
         )
-        print(f"  {method:<5} {steps} step(s): {ms:9.1f} ms per image")
+        results["ms_per_image"][f"{method}_{steps}"] = ms
+        print(f"  {method:<5} {steps} step(s): {ms:9.1f} ms per image", flush=True)
+    return results
 
 
-def _gpu_variant(
-    base: FusionUNet,
-    batch: int,
-    steps: int,
+class GpuRunner:
+    """Times fusion variants on one accelerator within a wall-clock budget."""
+
+    def __init__(
+        self, base: FusionUNet, device: torch.device, repeats: int, budget_s: float, size
+    ) -> None:
+        self.base, self.device, self.repeats = base, device, repeats
+        self.deadline = time.monotonic() + budget_s
+        self.height, self.width = size
+        self.sync: Callable[[], None] | None = (
+            torch.cuda.synchronize if device.type == "cuda" else None
+        )
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() > self.deadline
+
+    def model(self, channels_last: bool) -> FusionUNet:
+        model = FusionUNet(self.base.config)
+        model.load_state_dict(self.base.state_dict())
+        model = model.to(self.device).eval()
+        return model.to(memory_format=torch.channels_last) if channels_last else model
+
+    def ms_per_image(
+        self,
+        net: Callable,
+        batch: int,
+        steps: int,
+        channels_last: bool,
+        bf16: bool,
+        warmup: int = 2,
+    ) -> float:
+        x0, cond = inputs(batch, self.device, self.height, self.width)
+        if channels_last:
+            x0 = x0.contiguous(memory_format=torch.channels_last)
+            for key in ("y_a", "y_b"):
+                cond[key] = cond[key].contiguous(memory_format=torch.channels_last)
+
+        def run() -> None:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+                sample(net, x0, cond, steps, "euler")
+
+        ms, _ = median_ms(run, self.repeats, warmup=warmup, sync=self.sync)
+        return ms / batch
+
+
+VARIANTS = {
+    "fp32": (False, False),
+    "channels_last": (True, False),
+    "bf16": (False, True),
+    "channels_last+bf16": (True, True),
+}
+"""Eager variant name -> (channels_last, bf16 autocast)."""
+
+
+def _failed(err: BaseException) -> str:
+    return f"failed ({type(err).__name__}: {str(err).splitlines()[0][:100] if str(err) else ''})"
+
+
+def report_gpu(
+    model: FusionUNet,
     repeats: int,
-    channels_last: bool,
-    bf16: bool,
-    compiled: bool,
-) -> float:
-    device = torch.device("cuda")
-    model = FusionUNet(base.config)
-    model.load_state_dict(base.state_dict())
-    model = model.to(device).eval()
-    data = inputs(batch, device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        data["x0"] = data["x0"].contiguous(memory_format=torch.channels_last)
-        for key in ("y_a", "y_b"):
-            data["cond"][key] = data["cond"][key].contiguous(memory_format=torch.channels_last)
-    net: Callable = torch.compile(model) if compiled else model
-
-    def run() -> None:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-            sample(net, data["x0"], data["cond"], steps, "euler")
-
-    return median_ms(run, repeats, device, warmup=3 if compiled else 1) / batch
-
-
-def report_gpu(model: FusionUNet, repeats: int, batches: list[int]) -> None:
-    if not torch.cuda.is_available():
+    batches: list[int],
+    budget_s: float,
+    device_name: str = "cuda",
+    size: tuple[int, int] = (HEIGHT, WIDTH),
+) -> dict:
+    if device_name == "cuda" and not torch.cuda.is_available():
         print("\nGPU: not measured (torch.cuda.is_available() is false)")
-        return
+        return {"available": False}
+    device = torch.device(device_name)
+    runner = GpuRunner(model, device, repeats, budget_s, size)
+    height, width = size
+    name = torch.cuda.get_device_name() if device.type == "cuda" else device_name
     print(
-        f"\nGPU: {torch.cuda.get_device_name()}, {WIDTH}x{HEIGHT}, 4 Euler steps, "
-        f"ms per image, median of {repeats}"
+        f"\nGPU: {name}, {width}x{height}, Euler, ms per image, median of {repeats} after "
+        f"warm-up, budget {budget_s:.0f} s"
     )
-    variants = {
-        "fp32": (False, False, False),
-        "channels_last": (True, False, False),
-        "bf16": (False, True, False),
-        "channels_last+bf16": (True, True, False),
-        "compile": (False, False, True),
-        "compile+channels_last+bf16": (True, True, True),
-    }
+    result: dict = {"available": True, "device": name, "repeats": repeats, "skipped": []}
+
+    eager = runner.model(False)
+    result["fp32_batch1_ms_per_image"] = {}
     for steps in (1, 2, 4):
         try:
-            ms = _gpu_variant(model, 1, steps, repeats, False, False, False)
-            print(f"  fp32 batch 1, {steps} step(s): {ms:.2f} ms per image")
+            ms = runner.ms_per_image(eager, 1, steps, False, False)
+            result["fp32_batch1_ms_per_image"][str(steps)] = ms
+            print(f"  fp32 batch 1, {steps} step(s): {ms:.2f} ms per image", flush=True)
         except Exception as err:  # noqa: BLE001 - a benchmark reports and goes on
-            print(f"  fp32 batch 1, {steps} step(s): failed ({type(err).__name__}: {err})")
-    for name, (channels_last, bf16, compiled) in variants.items():
-        results = {}
+            print(f"  fp32 batch 1, {steps} step(s): {_failed(err)}")
+
+    print(f"  4 steps, batch sweep {batches}:")
+    sweeps: dict[str, dict[int, float]] = {}
+    for variant, (channels_last, bf16) in VARIANTS.items():
+        net = runner.model(channels_last)
+        sweeps[variant] = {}
         for batch in batches:
+            if runner.out_of_time():
+                result["skipped"].append(f"{variant} batch {batch}")
+                continue
             try:
-                results[batch] = _gpu_variant(
-                    model, batch, 4, repeats, channels_last, bf16, compiled
-                )
-            except Exception as err:  # noqa: BLE001
-                print(f"  {name} batch {batch}: failed ({type(err).__name__}: {str(err)[:80]})")
+                sweeps[variant][batch] = runner.ms_per_image(net, batch, 4, channels_last, bf16)
+            except torch.OutOfMemoryError:
+                result["skipped"].append(f"{variant} batch {batch} (out of memory)")
                 torch.cuda.empty_cache()
-        if results:
-            best = min(results, key=results.get)
-            cells = ", ".join(f"b{b} {ms:.2f}" for b, ms in results.items())
+                break
+            except Exception as err:  # noqa: BLE001
+                print(f"    {variant} batch {batch}: {_failed(err)}")
+                break
+        _print_sweep(variant, sweeps[variant])
+        del net
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    result["batch_sweep_ms_per_image"] = sweeps
+
+    measured = {v: min(s.values()) for v, s in sweeps.items() if s}
+    if measured:
+        fastest = min(measured, key=measured.get)
+        best_batch = min(sweeps[fastest], key=sweeps[fastest].get)
+        channels_last, bf16 = VARIANTS[fastest]
+        compiled_name = f"compile+{fastest}"
+        compiled: dict[int, float] = {}
+        try:
+            net = torch.compile(runner.model(channels_last))
+            for batch in sorted({1, best_batch}):
+                if runner.out_of_time():
+                    result["skipped"].append(f"{compiled_name} batch {batch}")
+                    continue
+                began = time.monotonic()
+                compiled[batch] = runner.ms_per_image(net, batch, 4, channels_last, bf16, warmup=3)
+                print(
+                    f"    ({compiled_name} batch {batch}: compiled and warmed up in "
+                    f"{time.monotonic() - began:.0f} s)"
+                )
+        except Exception as err:  # noqa: BLE001
+            print(f"    {compiled_name}: {_failed(err)}")
+        if compiled:
+            sweeps[compiled_name] = compiled
+            _print_sweep(compiled_name, compiled)
+        best = min(
+            ((v, b, ms) for v, s in sweeps.items() for b, ms in s.items()), key=lambda r: r[2]
+        )
+        batch1 = {v: s[1] for v, s in sweeps.items() if 1 in s}
+        result["best"] = {
+            "variant": best[0],
+            "batch": best[1],
+            "ms_per_image": best[2],
+            "images_per_second": 1e3 / best[2],
+        }
+        if batch1:
+            v1 = min(batch1, key=batch1.get)
+            result["best_batch1"] = {
+                "variant": v1,
+                "ms_per_image": batch1[v1],
+                "images_per_second": 1e3 / batch1[v1],
+            }
             print(
-                f"  {name:<28} batch 1: {results.get(1, float('nan')):.2f} ms; best batch "
-                f"{best}: {results[best]:.2f} ms/image ({cells})"
+                f"  best at batch 1: {v1}, {batch1[v1]:.2f} ms per image "
+                f"({1e3 / batch1[v1]:.0f} images/s)"
             )
+        ips = 1e3 / best[2]
+        result["target_images_per_second"] = TARGET_IMAGES_PER_SECOND
+        result["target_met"] = ips >= TARGET_IMAGES_PER_SECOND
+        print(
+            f"  best overall: {best[0]} at batch {best[1]}, {best[2]:.2f} ms per image = "
+            f"{ips:.0f} images/s at 4 steps (target >= {TARGET_IMAGES_PER_SECOND:.0f}: "
+            f"{'met' if ips >= TARGET_IMAGES_PER_SECOND else 'NOT met'})"
+        )
+    if result["skipped"]:
+        print(f"  skipped (budget or memory): {', '.join(result['skipped'])}")
+    return result
 
 
-def synthetic_task_data(crop: int, pairs: int = 8, size: int = 256) -> TaskData:
-    """In-memory task data shaped like :func:`load_task_data`'s: random smooth images."""
-    generator = torch.Generator().manual_seed(0)
-    y_a, y_b, x_1 = [], [], []
-    for _ in range(pairs):
-        base = torch.nn.functional.interpolate(
-            torch.rand(1, 1, size // 8, size // 8, generator=generator),
-            size=(size, size),
-            mode="bilinear",
-            align_corners=False,
-        )[0]
-        a = (base + 0.1 * torch.rand(1, size, size, generator=generator)).clamp(0, 1)
-        b = (1 - base + 0.1 * torch.rand(1, size, size, generator=generator)).clamp(0, 1)
-        y_a.append(a)
-        y_b.append(b)
-        x_1.append(torch.maximum(a, b))
-    return TaskData("ivf", [f"synthetic/{i:04d}" for i in range(pairs)], y_a, y_b, x_1, crop)
+def _print_sweep(variant: str, sweep: dict[int, float]) -> None:
+    if not sweep:
+        print(f"    {variant:<28} no measurement")
+        return
+    best = min(sweep, key=sweep.get)
+    cells = ", ".join(f"b{b} {ms:.2f}" for b, ms in sweep.items())
+    print(
+        f"    {variant:<28} best batch {best}: {sweep[best]:.2f} ms/image "
+        f"({1e3 / sweep[best]:.0f} images/s); {cells}",
+        flush=True,
+    )
 
 
-def report_training(config: UNetConfig, steps: int, device_name: str) -> None:
-    train = TrainConfig(device=device_name, model=config)
-    device = train.resolve_device()
-    amp_dtype = None
-    if train.use_amp(device):
-        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    torch.manual_seed(0)
-    model = FusionUNet(config).to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
-    data = synthetic_task_data(train.crop)
-    generator = torch.Generator().manual_seed(0)
-    data_times, compute_times = [], []
-    warmup = 3
-    for step in range(steps + warmup):
-        began = time.perf_counter()
-        batch, task_ids = make_batch(data, None, train, generator)
-        sampled = time.perf_counter()
-        loss = batch_loss(model, batch, task_ids, device, amp_dtype)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
-        optimizer.step()
-        float(loss.detach())  # synchronizes, as the trainer's loss check does
-        done = time.perf_counter()
-        if step >= warmup:
-            data_times.append(sampled - began)
-            compute_times.append(done - sampled)
-    step_s = statistics.median([d + c for d, c in zip(data_times, compute_times, strict=True)])
-    data_s, compute_s = statistics.median(data_times), statistics.median(compute_times)
-    total = sum(data_times) + sum(compute_times)
-    print(
-        f"\ntraining on {device} ({torch.get_num_threads()} threads), default TrainConfig "
-        f"(batch {train.batch_size}, crop {train.crop}, amp {amp_dtype}), {steps} steps "
-        "after 3 warm-up steps, medians per step:"
-    )
-    print(
-        f"  {1 / step_s:.2f} steps/s, {train.batch_size / step_s:.1f} samples/s "
-        f"({step_s * 1e3:.1f} ms per step)"
-    )
-    print(
-        f"  data sampling (make_batch): {data_s * 1e3:.2f} ms "
-        f"({100 * sum(data_times) / total:.1f}% of the time)"
-    )
-    print(
-        f"  forward + backward + clip + AdamW step: {compute_s * 1e3:.2f} ms "
-        f"({100 * sum(compute_times) / total:.1f}%)"
-    )
-    print(
-        f"  a default run ({train.steps} steps per task) would take "
-        f"{train.steps * step_s:.0f} s per task"
-    )
+def parse_model(text: str, base_channels: int) -> UNetConfig:
+    overrides = json.loads(text) if text else {}
+    if base_channels:
+        overrides["base_channels"] = base_channels
+    return UNetConfig(**overrides)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--train-steps", type=int, default=30)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    parser.add_argument("--base-channels", type=int, default=0, help="0: UNetConfig default")
-    parser.add_argument("--gpu-batches", default="1,2,4,8,16", help="batches tried on the GPU")
-    parser.add_argument("--skip", default="", help="comma list of: cpu, gpu, train")
+    parser.add_argument("--model", default="", help="UNetConfig overrides as JSON")
+    parser.add_argument("--base-channels", type=int, default=0, help="shorthand for --model")
+    parser.add_argument("--heun", action="store_true", help="also time Heun at 4 steps on CPU")
+    parser.add_argument("--gpu-batches", default="1,2,4,8,16,32,64", help="batch sweep on GPU")
+    parser.add_argument("--gpu-budget-s", type=float, default=100.0)
+    parser.add_argument(
+        "--gpu-device",
+        default="cuda",
+        help="device of the GPU part; 'cpu' with --gpu-size dry-runs its code path",
+    )
+    parser.add_argument("--gpu-size", default=f"{WIDTH}x{HEIGHT}", help="WxH of the GPU part")
+    parser.add_argument("--skip", default="", help="comma list of: cpu, gpu")
+    parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    config = UNetConfig(base_channels=args.base_channels) if args.base_channels else UNetConfig()
+    config = parse_model(args.model, args.base_channels)
     torch.manual_seed(0)
     model = FusionUNet(config).eval()
 
-    print(machine())
+    info = machine_info()
+    print(machine_line(info))
     print(f"model: {config.to_dict()}")
-    report_model(model)
+    payload: dict = {"benchmark": "student", "machine": info, "model": config.to_dict()}
+    payload["cost"] = report_model(model)
     if "cpu" not in skip:
-        report_cpu(model, args.repeats)
+        payload["cpu"] = report_cpu(model, args.repeats, args.heun)
     if "gpu" not in skip:
-        report_gpu(model, args.repeats, [int(b) for b in args.gpu_batches.split(",")])
-    if "train" not in skip:
-        report_training(config, args.train_steps, "cpu")
-        if torch.cuda.is_available():
-            report_training(config, args.train_steps, "cuda")
+        width, height = (int(v) for v in args.gpu_size.lower().split("x"))
+        payload["gpu"] = report_gpu(
+            model,
+            args.repeats,
+            [int(b) for b in args.gpu_batches.split(",")],
+            args.gpu_budget_s,
+            args.gpu_device,
+            (height, width),
+        )
+    write_json(args.json, payload)
     return 0
 
 

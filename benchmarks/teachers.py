@@ -10,19 +10,18 @@ Usage::
 
     .venv/bin/python benchmarks/teachers.py                     # both sizes, 3 repeats
     .venv/bin/python benchmarks/teachers.py --sizes 768x576 --tasks ivf,mef --repeats 5
+    .venv/bin/python benchmarks/teachers.py --json teachers.json
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from metrics import machine, parse_sizes  # noqa: E402
+from _common import machine_info, machine_line, median_ms, parse_sizes, write_json  # noqa: E402
 
 from fusionfm.data.synthetic import generate_pairs  # noqa: E402
 from fusionfm.teacher import builtin_teachers, run_teacher  # noqa: E402
@@ -47,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tasks", default=",".join(CASES), help=f"cases: {', '.join(CASES)}")
     parser.add_argument("--teachers", default="", help="comma-separated subset (default: all)")
+    parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     cases = [c.strip() for c in args.tasks.split(",") if c.strip()]
     unknown = sorted(set(cases) - set(CASES))
@@ -54,10 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown case(s) {unknown}; known: {list(CASES)}")
     wanted = {t.strip() for t in args.teachers.split(",") if t.strip()}
 
-    print(machine())
+    info = machine_info()
+    print(machine_line(info))
     print(f"ms per pair, median of {args.repeats} (after one warm-up call)")
+    results: dict[str, dict] = {}
     for height, width in parse_sizes(args.sizes):
-        print(f"\n== {width}x{height} (W x H) ==")
+        size = f"{width}x{height}"
+        print(f"\n== {size} (W x H) ==")
         teachers = [t for t in builtin_teachers() if not wanted or t.name in wanted]
         header = f"{'teacher':<20}" + "".join(f"{c:>12}" for c in cases)
         kinds = []
@@ -69,21 +72,27 @@ def main(argv: list[str] | None = None) -> int:
             kinds.append(f"{_kind(pair.a)}+{_kind(pair.b)}")
         print(header)
         print(f"{'(sources)':<20}" + "".join(f"{k:>12}" for k in kinds))
+        results[size] = {"sources": dict(zip(cases, kinds, strict=True)), "ms_per_pair": {}}
         for teacher in teachers:
             cells = []
+            row = results[size]["ms_per_pair"].setdefault(teacher.name, {})
             for case in cases:
                 task, pair = pairs[case]
                 if task not in teacher.tasks:
                     cells.append(f"{'-':>12}")
                     continue
-                run_teacher(teacher.name, pair.a, pair.b, task)
-                times = []
-                for _ in range(args.repeats):
-                    began = time.perf_counter()
-                    run_teacher(teacher.name, pair.a, pair.b, task)
-                    times.append((time.perf_counter() - began) * 1e3)
-                cells.append(f"{statistics.median(times):>12.1f}")
+                ms, _ = median_ms(
+                    lambda t=teacher.name, p=pair, k=task: run_teacher(t, p.a, p.b, k),
+                    args.repeats,
+                    warmup=1,
+                )
+                row[case] = ms
+                cells.append(f"{ms:>12.1f}")
             print(f"{teacher.name:<20}" + "".join(cells), flush=True)
+    write_json(
+        args.json,
+        {"benchmark": "teachers", "machine": info, "repeats": args.repeats, "sizes": results},
+    )
     return 0
 
 
