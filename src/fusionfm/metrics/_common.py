@@ -37,12 +37,17 @@ def as_gray_triple(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate a fused image and its two sources: same height and width, gray float64."""
     grays = as_gray(fused, "fused"), as_gray(a, "source A"), as_gray(b, "source B")
-    if not grays[0].shape == grays[1].shape == grays[2].shape:
+    check_triple_size(*grays)
+    return grays
+
+
+def check_triple_size(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    """Raise ValueError unless the fused image and the two sources share height and width."""
+    if not f.shape[:2] == a.shape[:2] == b.shape[:2]:
         raise ValueError(
             "fused, source A and source B differ in size: "
-            + ", ".join(f"{g.shape[1]}x{g.shape[0]}" for g in grays)
+            + ", ".join(f"{g.shape[1]}x{g.shape[0]}" for g in (f, a, b))
         )
-    return grays
 
 
 def as_gray_pair(fused: np.ndarray, ground_truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,8 @@ the strength ratio takes the value gF (not 1) where gA == gF.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -75,15 +77,39 @@ def _sigmoid(x: np.ndarray, gamma: float, kappa: float, sigma: float) -> np.ndar
     return np.divide(gamma, x, out=x)
 
 
-def qabf_gray(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    """Qabf on validated float64 gray images of shape ``(H, W)``; NaN if no source has an edge."""
+@dataclass(frozen=True)
+class QabfSources:
+    """The sources' Sobel strengths and orientations and the weight sum ``sum(gA + gB)``."""
+
+    strength_a: np.ndarray
+    angle_a: np.ndarray
+    strength_b: np.ndarray
+    angle_b: np.ndarray
+    weight: np.float64
+
+
+def prepare_qabf_sources(a: np.ndarray, b: np.ndarray) -> QabfSources:
+    """Everything Qabf needs from the sources alone (validated float64 gray ``(H, W)``)."""
     g_a, alpha_a = sobel_strength_orientation(a)
     g_b, alpha_b = sobel_strength_orientation(b)
+    return QabfSources(g_a, alpha_a, g_b, alpha_b, np.sum(g_a + g_b))
+
+
+def qabf_gray(
+    f: np.ndarray, a: np.ndarray, b: np.ndarray, sources: QabfSources | None = None
+) -> float:
+    """Qabf on validated float64 gray images of shape ``(H, W)``; NaN if no source has an edge.
+
+    ``sources``: :func:`prepare_qabf_sources` of ``(a, b)``, to share between fused images.
+    """
+    if sources is None:
+        sources = prepare_qabf_sources(a, b)
+    g_a, g_b = sources.strength_a, sources.strength_b
     g_f, alpha_f = sobel_strength_orientation(f)
-    q_af = _edge_preservation(g_a, alpha_a, g_f, alpha_f)
-    q_bf = _edge_preservation(g_b, alpha_b, g_f, alpha_f)
+    q_af = _edge_preservation(g_a, sources.angle_a, g_f, alpha_f)
+    q_bf = _edge_preservation(g_b, sources.angle_b, g_f, alpha_f)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return float(np.sum(q_af * g_a + q_bf * g_b) / np.sum(g_a + g_b))
+        return float(np.sum(q_af * g_a + q_bf * g_b) / sources.weight)
 
 
 def qabf(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:

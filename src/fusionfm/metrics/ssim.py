@@ -57,14 +57,18 @@ def _ssim_mean(
     return float(ssim_map.mean())
 
 
-def _fusion_ssim_from_means(
-    x: np.ndarray, y: np.ndarray, mean_x: np.ndarray, mean_xx: np.ndarray
+def _fusion_ssim(
+    x: np.ndarray,
+    y: np.ndarray,
+    x_means: tuple[np.ndarray, np.ndarray],
+    y_means: tuple[np.ndarray, np.ndarray],
 ) -> float:
+    """Evaluator-convention SSIM of ``x`` and ``y`` given the local means of each and its square."""
     return _ssim_mean(
-        mean_x,
-        _uniform_7(y),
-        mean_xx,
-        _uniform_7(y * y),
+        x_means[0],
+        y_means[0],
+        x_means[1],
+        y_means[1],
         _uniform_7(x * y),
         covariance_norm=49 / 48,
         data_range=2.0,
@@ -72,17 +76,35 @@ def _fusion_ssim_from_means(
     )
 
 
+def _uniform_means(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return _uniform_7(image), _uniform_7(image * image)
+
+
+def prepare_ssim_sources(
+    a: np.ndarray, b: np.ndarray
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The 7x7 local means of A, A^2, B and B^2, shareable between fused images."""
+    return _uniform_means(a), _uniform_means(b)
+
+
 def ssim_fusion_pair(x: np.ndarray, y: np.ndarray) -> float:
     """Evaluator-convention SSIM of two gray ``(H, W)`` images (H, W >= 7)."""
-    return _fusion_ssim_from_means(x, y, _uniform_7(x), _uniform_7(x * x))
+    return _fusion_ssim(x, y, _uniform_means(x), _uniform_means(y))
 
 
-def ssim_fusion_gray(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM(F, A) + SSIM(F, B); the local means of F and F^2 are computed once for both."""
-    mean_f, mean_ff = _uniform_7(f), _uniform_7(f * f)
-    return _fusion_ssim_from_means(f, a, mean_f, mean_ff) + _fusion_ssim_from_means(
-        f, b, mean_f, mean_ff
-    )
+def ssim_fusion_gray(
+    f: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    sources: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+) -> float:
+    """SSIM(F, A) + SSIM(F, B); the local means of F and F^2 are computed once for both.
+
+    ``sources``: :func:`prepare_ssim_sources` of ``(a, b)``, to share between fused images.
+    """
+    means_a, means_b = sources if sources is not None else prepare_ssim_sources(a, b)
+    means_f = _uniform_means(f)
+    return _fusion_ssim(f, a, means_f, means_a) + _fusion_ssim(f, b, means_f, means_b)
 
 
 def ssim_fusion(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
@@ -94,12 +116,21 @@ def ssim_fusion(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     return ssim_fusion_gray(*as_gray_triple(fused, a, b))
 
 
-def ssim_reference_gray(f: np.ndarray, gt: np.ndarray) -> float:
+def prepare_ssim_reference(gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Gaussian local means of a ground truth and its square, shareable between images."""
+    return _gaussian_15(gt), _gaussian_15(gt * gt)
+
+
+def ssim_reference_gray(
+    f: np.ndarray, gt: np.ndarray, reference: tuple[np.ndarray, np.ndarray] | None = None
+) -> float:
+    """Standard SSIM on validated gray images; ``reference``: :func:`prepare_ssim_reference`."""
+    mean_gt, mean_gtgt = reference if reference is not None else prepare_ssim_reference(gt)
     return _ssim_mean(
         _gaussian_15(f),
-        _gaussian_15(gt),
+        mean_gt,
         _gaussian_15(f * f),
-        _gaussian_15(gt * gt),
+        mean_gtgt,
         _gaussian_15(f * gt),
         covariance_norm=1.0,
         data_range=255.0,

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fusionfm.io import InputError, image_files_by_stem, read_image
-from fusionfm.metrics._common import as_gray_pair, as_gray_triple
+from fusionfm.metrics._common import as_gray, check_triple_size
 from fusionfm.metrics.information import mutual_information_gray
-from fusionfm.metrics.qabf import qabf_gray
+from fusionfm.metrics.qabf import prepare_qabf_sources, qabf_gray
 from fusionfm.metrics.similarity import (
     correlation_coefficient_gray,
     mean_squared_error_gray,
@@ -20,14 +21,19 @@ from fusionfm.metrics.similarity import (
     psnr_reference_gray,
     sum_of_correlation_differences_gray,
 )
-from fusionfm.metrics.ssim import ssim_fusion_gray, ssim_reference_gray
+from fusionfm.metrics.ssim import (
+    prepare_ssim_reference,
+    prepare_ssim_sources,
+    ssim_fusion_gray,
+    ssim_reference_gray,
+)
 from fusionfm.metrics.statistics import (
     average_gradient_gray,
     entropy_gray,
     spatial_frequency_gray,
     standard_deviation_gray,
 )
-from fusionfm.metrics.vif import vif_gray
+from fusionfm.metrics.vif import prepare_vif_sources, vif_gray
 
 GrayMetric = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
 
@@ -78,15 +84,60 @@ def compute_metrics(
     Returns:
         Metric name -> value, in the order of :data:`METRIC_NAMES` then the ground-truth ones.
     """
-    f, ga, gb = as_gray_triple(fused, a, b)
+    return compute_metrics_many([fused], a, b, ground_truth, metrics)[0]
+
+
+def compute_metrics_many(
+    fused_images: Sequence[np.ndarray],
+    a: np.ndarray,
+    b: np.ndarray,
+    ground_truth: np.ndarray | None = None,
+    metrics: tuple[str, ...] | None = None,
+) -> list[dict[str, float]]:
+    """Score several fused images of one source pair, e.g. every teacher's output.
+
+    The same values as :func:`compute_metrics` on each image; what depends on the sources (or
+    the ground truth) alone is computed once: their gray levels, VIF's reference pyramids,
+    local means and variances, Qabf's source gradients, the SSIM local means.
+
+    Args:
+        fused_images: images of the sources' height and width, ``(H, W)`` or ``(H, W, 3)``.
+        a, b, ground_truth, metrics: as for :func:`compute_metrics`.
+
+    Returns:
+        One ``name -> value`` dict per fused image, in order.
+    """
     wanted = metrics or METRIC_NAMES + tuple(GROUND_TRUTH_METRICS)
     unknown = set(wanted) - set(NO_REFERENCE_METRICS) - set(GROUND_TRUTH_METRICS)
     if unknown:
         raise ValueError(f"unknown metrics {sorted(unknown)}; known: {list(HIGHER_IS_BETTER)}")
-    scores = {name: fn(f, ga, gb) for name, fn in NO_REFERENCE_METRICS.items() if name in wanted}
+    grays = [as_gray(f, "fused") for f in fused_images]
+    ga, gb = as_gray(a, "source A"), as_gray(b, "source B")
+    for f in grays:
+        check_triple_size(f, ga, gb)
+    kernels: dict[str, GrayMetric] = {
+        name: fn for name, fn in NO_REFERENCE_METRICS.items() if name in wanted
+    }
+    if grays and "VIF" in kernels:
+        kernels["VIF"] = partial(vif_gray, sources=prepare_vif_sources(ga, gb))
+    if grays and "Qabf" in kernels:
+        kernels["Qabf"] = partial(qabf_gray, sources=prepare_qabf_sources(ga, gb))
+    if grays and "SSIM" in kernels:
+        kernels["SSIM"] = partial(ssim_fusion_gray, sources=prepare_ssim_sources(ga, gb))
+    scores = [{name: fn(f, ga, gb) for name, fn in kernels.items()} for f in grays]
     if ground_truth is not None:
-        f, gt = as_gray_pair(fused, ground_truth)
-        scores |= {name: fn(f, gt) for name, fn in GROUND_TRUTH_METRICS.items() if name in wanted}
+        gt = as_gray(ground_truth, "ground truth")
+        truth_kernels = {n: fn for n, fn in GROUND_TRUTH_METRICS.items() if n in wanted}
+        if grays and "SSIM_gt" in truth_kernels:
+            reference = prepare_ssim_reference(gt)
+            truth_kernels["SSIM_gt"] = partial(ssim_reference_gray, reference=reference)
+        for f, values in zip(grays, scores, strict=True):
+            if f.shape != gt.shape:
+                raise ValueError(
+                    f"fused ({f.shape[1]}x{f.shape[0]}) and ground truth "
+                    f"({gt.shape[1]}x{gt.shape[0]}) differ in size"
+                )
+            values |= {name: fn(f, gt) for name, fn in truth_kernels.items()}
     return scores
 
 
@@ -170,6 +221,7 @@ __all__ = [
     "METRIC_NAMES",
     "NO_REFERENCE_METRICS",
     "compute_metrics",
+    "compute_metrics_many",
     "json_ready",
     "score_files",
     "score_folders",

@@ -16,7 +16,7 @@ from fusionfm.io import (
     read_table,
     write_table,
 )
-from fusionfm.metrics import compute_metrics
+from fusionfm.metrics import compute_metrics_many
 from fusionfm.metrics._common import as_gray
 from fusionfm.metrics.statistics import (
     average_gradient_gray,
@@ -64,6 +64,7 @@ def score_pair(
         gray = as_gray(image, str(sources[modality]))
         for metric, statistic in SOURCE_STATISTICS.items():
             rows.append(_row(pair, "source", modality, metric, statistic(gray)))
+    fused_images = {}
     for teacher, path in candidates.items():
         fused = read_image(path)
         if fused.shape[:2] != a.shape[:2]:
@@ -71,14 +72,25 @@ def score_pair(
                 f"{path}: fused image is {fused.shape[1]}x{fused.shape[0]}, "
                 f"the sources are {a.shape[1]}x{a.shape[0]}"
             )
-        values = compute_metrics(fused, a, b, ground_truth=gt)
+        fused_images[teacher] = fused
+    # one call for all candidates: the sources' own terms are computed once per pair
+    suites = compute_metrics_many(list(fused_images.values()), a, b, ground_truth=gt)
+    for (teacher, fused), values in zip(fused_images.items(), suites, strict=True):
         values |= compute_task_metrics(fused, a, b, task)
-        rows.extend(_row(pair, "teacher", teacher, metric, value) for metric, value in values.items())
+        rows.extend(
+            _row(pair, "teacher", teacher, metric, value) for metric, value in values.items()
+        )
     return rows
 
 
 def _row(pair: str, role: str, candidate: str, metric: str, value: float) -> dict:
-    return {"pair": pair, "role": role, "candidate": candidate, "metric": metric, "value": float(value)}
+    return {
+        "pair": pair,
+        "role": role,
+        "candidate": candidate,
+        "metric": metric,
+        "value": float(value),
+    }
 
 
 def _score_pair_job(job: tuple) -> list[dict]:
@@ -117,10 +129,15 @@ def score_dataset(
             for teacher, folder in teacher_images.items()
             if (Path(folder) / f"{row.pair}.png").is_file()
         }
-        sources = {row.modality_a: dataset_dir / row.path_a, row.modality_b: dataset_dir / row.path_b}
+        sources = {
+            row.modality_a: dataset_dir / row.path_a,
+            row.modality_b: dataset_dir / row.path_b,
+        }
         ground_truth = dataset_dir / row.path_gt if isinstance(row.path_gt, str) else None
         jobs.append((task, row.pair, sources, ground_truth, candidates))
-    results = parallel_map(_score_pair_job, jobs, workers, f"scoring {dataset_dir.name}", "pair", progress)
+    results = parallel_map(
+        _score_pair_job, jobs, workers, f"scoring {dataset_dir.name}", "pair", progress
+    )
     table = pd.DataFrame([row for rows in results for row in rows], columns=SCORES_SCHEMA.names)
     write_table(out_table, table, SCORES_SCHEMA)
     return table
