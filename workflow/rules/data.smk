@@ -24,6 +24,9 @@ rule prepare_dataset:
         "benchmarks/prepare_dataset/{dataset}.tsv"
     conda:
         "../../environment.yml"
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         spec=dataset_spec,
         split=dataset_split,

@@ -38,6 +38,9 @@ rule select_pseudolabels:
         "benchmarks/select_pseudolabels/{dataset}.tsv"
     conda:
         "../../environment.yml"
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         task=dataset_task,
         selection=config["selection"],
