@@ -104,6 +104,24 @@ def median_ms(
     return statistics.median(times), result
 
 
+def median_wall_cpu_ms(
+    fn: Callable[[], object], repeats: int, warmup: int = 0
+) -> tuple[float, float, object]:
+    """Median wall time and median CPU time of this process (all its threads) of ``fn()`` in
+    ms, and the last result. On a shared machine the CPU time is the steadier of the two: it
+    leaves out the time the process waited for a core."""
+    result = None
+    for _ in range(warmup):
+        result = fn()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        cpus.append((time.process_time() - cpu) * 1e3)
+        walls.append((time.perf_counter() - wall) * 1e3)
+    return statistics.median(walls), statistics.median(cpus), result
+
+
 def parse_sizes(text: str) -> list[tuple[int, int]]:
     """``"256x256,768x576"`` -> ``[(256, 256), (576, 768)]`` as (height, width); WxH order."""
     sizes = []

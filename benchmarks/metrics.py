@@ -1,7 +1,7 @@
 """Metric suite timing: the vectorized suite against a straightforward reference.
 
-For each image size (default 256x256 and 768x576) a synthetic IVF-like triple (fused, A, B) and a
-ground truth are drawn, and every metric of :mod:`fusionfm.metrics` is timed as the suite calls
+For each image size (default 256x256 and 768x576) a triple (fused, A, B) and a ground truth are
+taken (see below), and every metric of :mod:`fusionfm.metrics` is timed as the suite calls
 it (``NO_REFERENCE_METRICS`` / ``GROUND_TRUTH_METRICS`` kernels on validated gray images), next to
 a straightforward reference implementation of the same definitions written in this file:
 
@@ -11,8 +11,9 @@ a straightforward reference implementation of the same definitions written in th
   shifted-image multiply-add per window tap (numpy over the image for each tap), with the
   boundary convention of the suite (zero padding, half-sample reflection, or 'valid').
 
-The reference shares no code with the suite. Printed per metric: median ms of the reference,
-median ms of the suite, the speedup, and the difference of the values; the script fails (exit
+The reference shares no code with the suite. Printed per metric: median wall ms and median CPU ms
+(this process, all threads; the steadier figure on a shared machine) of the suite and of the
+reference, the speedups, and the relative difference of the values; the script fails (exit
 status 1) unless every value agrees to ``--rtol`` (default 1e-9, relative). Machine, versions and
 load are printed first.
 
@@ -42,7 +43,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_info, machine_line, median_ms, parse_sizes, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    machine_info,
+    machine_line,
+    median_wall_cpu_ms,
+    parse_sizes,
+    write_json,
+)
 
 from fusionfm.metrics.suite import GROUND_TRUTH_METRICS, NO_REFERENCE_METRICS  # noqa: E402
 
@@ -444,53 +451,80 @@ def run_size(
         + (f", reference median of {ref_repeats}" if reference else "")
         + " =="
     )
-    header = f"{'metric':<8} {'value':>14} {'suite ms':>10}"
+    header = f"{'metric':<8} {'value':>14} {'suite ms':>9} {'cpu ms':>9}"
     if reference:
-        header += f" {'ref ms':>11} {'speedup':>9} {'rel. diff':>10}"
+        header += f" {'ref ms':>9} {'cpu ms':>9} {'speedup':>8} {'(cpu)':>7} {'rel. diff':>9}"
     print(header)
     record: dict = {"size": f"{width}x{height}", "input": source, "repeats": repeats}
     if reference:
         record["ref_repeats"] = ref_repeats
     rows = {}
-    total_fast = total_ref = 0.0
+    totals = {"suite_ms": 0.0, "suite_cpu_ms": 0.0, "reference_ms": 0.0, "reference_cpu_ms": 0.0}
     worst = 0.0
     for name, kernel in kernels.items():
-        fast_ms, value = median_ms(kernel, repeats, warmup=1)
+        wall, cpu, value = median_wall_cpu_ms(kernel, repeats, warmup=1)
         value = float(value)
-        total_fast += fast_ms
-        row = {"value": value, "suite_ms": fast_ms}
-        line = f"{name:<8} {value:>14.8g} {fast_ms:>10.3f}"
+        row = {"value": value, "suite_ms": wall, "suite_cpu_ms": cpu}
+        line = f"{name:<8} {value:>14.8g} {wall:>9.3f} {cpu:>9.3f}"
         if reference:
-            ref_ms, ref_value = median_ms(refs[name], ref_repeats)
-            total_ref += ref_ms
+            ref_wall, ref_cpu, ref_value = median_wall_cpu_ms(refs[name], ref_repeats)
             rel = _differs(value, float(ref_value))
             worst = max(worst, rel)
-            row |= {"reference_value": float(ref_value), "reference_ms": ref_ms}
-            row |= {"speedup": ref_ms / fast_ms, "relative_difference": rel}
-            line += f" {ref_ms:>11.1f} {ref_ms / fast_ms:>8.1f}x {rel:>10.1e}"
+            row |= {"reference_value": float(ref_value), "reference_ms": ref_wall}
+            row |= {"reference_cpu_ms": ref_cpu, "speedup": ref_wall / wall}
+            row |= {"speedup_cpu": ref_cpu / max(cpu, 1e-6), "relative_difference": rel}
+            line += (
+                f" {ref_wall:>9.1f} {ref_cpu:>9.1f} {ref_wall / wall:>7.1f}x "
+                f"{ref_cpu / max(cpu, 1e-6):>6.1f}x {rel:>9.1e}"
+            )
+        for key in totals:
+            totals[key] += row.get(key, 0.0)
         rows[name] = row
         print(line, flush=True)
-    total_line = f"{'total':<8} {'':>14} {total_fast:>10.3f}"
     record["metrics"] = rows
-    record["total_suite_ms"] = total_fast
+    record["total"] = totals
+    total_line = f"{'total':<8} {'':>14} {totals['suite_ms']:>9.3f} {totals['suite_cpu_ms']:>9.3f}"
     if reference:
-        total_line += f" {total_ref:>11.1f} {total_ref / total_fast:>8.1f}x"
-        record |= {"total_reference_ms": total_ref, "speedup": total_ref / total_fast}
+        record["total"]["speedup"] = totals["reference_ms"] / totals["suite_ms"]
+        record["total"]["speedup_cpu"] = totals["reference_cpu_ms"] / totals["suite_cpu_ms"]
         record["largest_relative_difference"] = worst
+        record["identical"] = worst <= rtol
+        total_line += (
+            f" {totals['reference_ms']:>9.1f} {totals['reference_cpu_ms']:>9.1f} "
+            f"{record['total']['speedup']:>7.1f}x {record['total']['speedup_cpu']:>6.1f}x"
+        )
     print(total_line)
-
-    from fusionfm.metrics import compute_metrics
-
-    full_ms, _ = median_ms(lambda: compute_metrics(f, a, b, gt), repeats, warmup=1)
-    record["compute_metrics_ms"] = full_ms
-    print(
-        f"compute_metrics (whole suite, with validation and ground truth): {full_ms:.2f} ms "
-        "per triple"
-    )
     if reference:
         verdict = "identical to float rounding" if worst <= rtol else f"NOT IDENTICAL (> {rtol:g})"
         print(f"largest relative difference suite vs reference: {worst:.2e} ({verdict})")
-        record["identical"] = worst <= rtol
+
+    from fusionfm.metrics import compute_metrics
+
+    wall, cpu, _ = median_wall_cpu_ms(lambda: compute_metrics(f, a, b, gt), repeats, warmup=1)
+    record["compute_metrics"] = {"ms": wall, "cpu_ms": cpu}
+    print(
+        f"compute_metrics (whole suite, with validation and ground truth): {wall:.2f} ms "
+        f"({cpu:.2f} ms CPU) per triple"
+    )
+    # scoring: every teacher output of one pair (9 built-in teachers), one by one or batched
+    try:
+        from fusionfm.metrics import compute_metrics_many
+    except ImportError:  # a checkout from before it existed, timed for comparison
+        return record
+    rng = np.random.default_rng(1)
+    candidates = [np.clip(f + rng.normal(0, 3, f.shape), 0, 255).round() for _ in range(9)]
+    few = max(1, repeats // 2)
+    each = median_wall_cpu_ms(lambda: [compute_metrics(c, a, b, gt) for c in candidates], few, 1)
+    many = median_wall_cpu_ms(lambda: compute_metrics_many(candidates, a, b, gt), few, 1)
+    record["nine_candidates_per_image"] = {
+        "compute_metrics": {"ms": each[0] / 9, "cpu_ms": each[1] / 9},
+        "compute_metrics_many": {"ms": many[0] / 9, "cpu_ms": many[1] / 9},
+    }
+    print(
+        f"9 fused images of one pair, per image: compute_metrics one by one {each[0] / 9:.2f} ms "
+        f"({each[1] / 9:.2f} CPU), compute_metrics_many (source terms once) {many[0] / 9:.2f} ms "
+        f"({many[1] / 9:.2f} CPU): {each[1] / many[1]:.2f}x less CPU"
+    )
     return record
 
 

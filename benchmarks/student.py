@@ -16,8 +16,9 @@ For the default :class:`fusionfm.models.UNetConfig` (or the overrides of ``--mod
   batch sweep (``--gpu-batches``) of eager fp32, channels_last, bf16 autocast and
   channels_last + bf16 (ms per image and images per second, with ``torch.cuda.synchronize``
   around every timed run), and ``torch.compile`` of the fastest eager variant at batch 1 and at
-  its best batch. ``--gpu-budget-s`` (default 120 s) stops starting new GPU measurements once
-  spent; anything skipped is printed and recorded. fp32 convolutions run as cuDNN's defaults
+  its best batch (a compile per batch size, each about half a minute or more). ``--gpu-budget-s``
+  (default 100 s) stops starting new GPU measurements once spent (one already started, e.g. a
+  compile, runs to its end); anything skipped is printed and recorded. fp32 convolutions run as cuDNN's defaults
   allow (TF32 on Ampere and later).
 
 Timings are medians over ``--repeats`` after a warm-up. The model has random weights: the cost
@@ -262,8 +263,8 @@ def report_gpu(
         compiled_name = f"compile+{fastest}"
         compiled: dict[int, float] = {}
         try:
-            net = torch.compile(runner.model(channels_last))
-            for batch in sorted({1, best_batch}):
+            net = torch.compile(runner.model(channels_last), dynamic=False)
+            for batch in dict.fromkeys([best_batch, 1]):  # the throughput case first
                 if runner.out_of_time():
                     result["skipped"].append(f"{compiled_name} batch {batch}")
                     continue

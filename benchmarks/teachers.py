@@ -21,7 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_info, machine_line, median_ms, parse_sizes, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    machine_info,
+    machine_line,
+    median_wall_cpu_ms,
+    parse_sizes,
+    write_json,
+)
 
 from fusionfm.data.synthetic import generate_pairs  # noqa: E402
 from fusionfm.teacher import builtin_teachers, run_teacher  # noqa: E402
@@ -56,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     info = machine_info()
     print(machine_line(info))
-    print(f"ms per pair, median of {args.repeats} (after one warm-up call)")
+    print(f"ms per pair, wall and CPU, median of {args.repeats} (after one warm-up call)")
     results: dict[str, dict] = {}
     for height, width in parse_sizes(args.sizes):
         size = f"{width}x{height}"
@@ -70,25 +76,28 @@ def main(argv: list[str] | None = None) -> int:
             pair = next(generate_pairs(task, modalities, 1, height, width, seed=0))
             pairs[case] = (task, pair)
             kinds.append(f"{_kind(pair.a)}+{_kind(pair.b)}")
-        print(header)
-        print(f"{'(sources)':<20}" + "".join(f"{k:>12}" for k in kinds))
-        results[size] = {"sources": dict(zip(cases, kinds, strict=True)), "ms_per_pair": {}}
+        results[size] = {"sources": dict(zip(cases, kinds, strict=True))}
+        walls: dict[str, dict[str, float]] = {}
+        cpus: dict[str, dict[str, float]] = {}
         for teacher in teachers:
-            cells = []
-            row = results[size]["ms_per_pair"].setdefault(teacher.name, {})
+            walls[teacher.name], cpus[teacher.name] = {}, {}
             for case in cases:
                 task, pair = pairs[case]
-                if task not in teacher.tasks:
-                    cells.append(f"{'-':>12}")
-                    continue
-                ms, _ = median_ms(
-                    lambda t=teacher.name, p=pair, k=task: run_teacher(t, p.a, p.b, k),
-                    args.repeats,
-                    warmup=1,
-                )
-                row[case] = ms
-                cells.append(f"{ms:>12.1f}")
-            print(f"{teacher.name:<20}" + "".join(cells), flush=True)
+                if task in teacher.tasks:
+                    wall, cpu, _ = median_wall_cpu_ms(
+                        lambda t=teacher.name, p=pair, k=task: run_teacher(t, p.a, p.b, k),
+                        args.repeats,
+                        warmup=1,
+                    )
+                    walls[teacher.name][case], cpus[teacher.name][case] = wall, cpu
+        results[size] |= {"ms_per_pair": walls, "cpu_ms_per_pair": cpus}
+        for title, table in (("wall ms", walls), ("CPU ms (this process)", cpus)):
+            print(f"{title}:")
+            print(header)
+            print(f"{'(sources)':<20}" + "".join(f"{k:>12}" for k in kinds))
+            for name, row in table.items():
+                cells = "".join(f"{row[c]:>12.1f}" if c in row else f"{'-':>12}" for c in cases)
+                print(f"{name:<20}" + cells, flush=True)
     write_json(
         args.json,
         {"benchmark": "teachers", "machine": info, "repeats": args.repeats, "sizes": results},
