@@ -1,8 +1,8 @@
 """End-to-end wall time of the pipeline, in total and per rule from Snakemake's benchmark files.
 
 By default copies the repository's working tree (tracked and untracked files that git does not
-ignore, so no ``results/``, ``benchmarks/<rule>/`` or ``.snakemake/``) into a fresh temporary
-folder, runs ``snakemake --cores 2 all`` there on the default ``config.yaml`` from the current
+ignore, so no ``results/``, ``benchmarks/<rule>/`` or ``.snakemake/``; ``--head``: the committed
+``HEAD`` instead) into a fresh temporary folder, runs ``snakemake --cores 2 all`` there on the default ``config.yaml`` from the current
 environment, and prints:
 
 * the wall time of the whole ``snakemake`` command;
@@ -21,7 +21,8 @@ wall time from ``--wall-s`` if given.
 Usage::
 
     .venv/bin/python benchmarks/end_to_end.py                       # fresh copy, --cores 2 all
-    .venv/bin/python benchmarks/end_to_end.py --cores 4 --keep      # keep the temporary copy
+    .venv/bin/python benchmarks/end_to_end.py --head --keep         # HEAD; keep the copy
+    .venv/bin/python benchmarks/end_to_end.py --snakemake-args=-n   # dry run: copy and DAG only
     .venv/bin/python benchmarks/end_to_end.py --summarize .         # this checkout's last run
     .venv/bin/python benchmarks/end_to_end.py --json end_to_end.json
 """
@@ -30,9 +31,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections import defaultdict
@@ -45,6 +48,17 @@ from _common import machine_info, machine_line, write_json  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 600.0
 """The issue's target for the default run on 2 cores: under 10 minutes."""
+
+
+def copy_head(source: Path, destination: Path) -> int:
+    """Extract the committed tree of ``HEAD``; returns the number of files."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", "HEAD"], cwd=source, check=True, capture_output=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        members = [m for m in tar.getmembers() if m.isfile()]
+        tar.extractall(destination, filter="data")
+    return len(members)
 
 
 def copy_working_tree(source: Path, destination: Path) -> int:
@@ -195,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summarize", help="only summarize the run in this folder")
     parser.add_argument("--wall-s", type=float, help="with --summarize: the run's wall time")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy")
+    parser.add_argument(
+        "--head", action="store_true", help="copy the committed HEAD, not the working tree"
+    )
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     info = machine_info()
@@ -212,9 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="fusionfm-e2e-"))
     status = 1
     try:
-        files = copy_working_tree(REPO, workdir)
+        files = (copy_head if args.head else copy_working_tree)(REPO, workdir)
         command = snakemake_command(args.cores, args.target, args.snakemake_args.split())
-        print(f"copied {files} files of {REPO} to {workdir}")
+        what = "HEAD" if args.head else "the working tree"
+        print(f"copied {files} files of {what} of {REPO} to {workdir}")
         print(f"running: {' '.join(command)}  (log: {workdir / 'end_to_end.log'})", flush=True)
         wall_s, status, log = run_pipeline(workdir, command)
         payload |= {"command": command, "cores": args.cores, "exit_status": status}
@@ -223,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             print("snakemake failed; the end of its log:\n" + "\n".join(tail), file=sys.stderr)
         payload |= summarize(read_benchmarks(workdir), wall_s)
         payload["target_s"] = TARGET_S
-        payload["target_met"] = status == 0 and wall_s < TARGET_S
+        payload["target_met"] = status == 0 and wall_s < TARGET_S and bool(payload["rules"])
         print(
             f"target: under {TARGET_S / 60:.0f} min on {args.cores} cores: "
             f"{'met' if payload['target_met'] else 'NOT met'}"
