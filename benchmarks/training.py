@@ -53,6 +53,8 @@ def _stub_missing_pywavelets() -> str | None:
         stub = types.ModuleType("pywt")
 
         def missing(name: str):
+            if name.startswith("__"):  # introspection (hasattr(module, "__file__") and the like)
+                raise AttributeError(name)
             raise ImportError(f"PyWavelets is not installed (pywt.{name})")
 
         stub.__getattr__ = missing  # type: ignore[method-assign]
