@@ -145,7 +145,7 @@ def build_external_teacher(name: str, spec: Mapping[str, Any]) -> Teacher:
         cwd = spec.get("cwd")
         if cwd is not None:
             cwd = str(_existing_path(where, spec, "cwd", want_dir=True))
-        fuse = CommandFuse(argv, timeout, cwd, skip_missing=on_missing == "skip")
+        fuse = CommandFuse(argv, timeout, cwd, skip_missing=on_missing == "skip", name=name)
         reference = f"external command {' '.join(argv)}"
     else:
         model = _existing_path(where, spec, "path", want_dir=False)
@@ -298,6 +298,7 @@ class CommandFuse:
         cwd: working folder of the command, or None for the current one.
         skip_missing: raise :class:`SkippedPair` instead of :class:`InputError` when the command
             succeeds but writes no output.
+        name: the teacher's name, which every error message starts with.
     """
 
     def __init__(
@@ -306,11 +307,13 @@ class CommandFuse:
         timeout: float = DEFAULT_COMMAND_TIMEOUT_S,
         cwd: str | None = None,
         skip_missing: bool = False,
+        name: str = "command",
     ) -> None:
         self.argv = tuple(argv)
         self.timeout = float(timeout)
         self.cwd = cwd
         self.skip_missing = skip_missing
+        self.name = name
 
     def __call__(self, a: np.ndarray, b: np.ndarray, task: str, *, pair: str) -> np.ndarray:
         """Run the command on one pair and read its output, color rule applied.
@@ -332,33 +335,37 @@ class CommandFuse:
             write_image(values["a"], a)
             write_image(values["b"], b)
             argv = [item.format(**values) for item in self.argv]
-            shown = " ".join(argv)
-            returncode, stderr = _run_command(argv, self.timeout, self.cwd, shown)
+            shown = f"external teacher {self.name!r}: command {' '.join(argv)!r}"
+            returncode, stderr = _run_command(argv, self.timeout, self.cwd, shown, pair)
             if returncode != 0:
                 raise InputError(
-                    f"command {shown!r} failed on pair {pair!r} with exit code {returncode}; "
+                    f"{shown} failed on pair {pair!r} with exit code {returncode}; "
                     f"stderr (tail):\n{_tail(stderr)}"
                 )
             out = Path(values["out"])
             if not out.is_file():
-                message = f"command {shown!r} wrote no output to {out} for pair {pair!r}"
+                message = f"{shown} wrote no output to {out} for pair {pair!r}"
                 if self.skip_missing:
                     raise SkippedPair(message)
                 raise InputError(message)
             try:
                 result = read_image(out)
             except InputError as err:
-                raise InputError(f"command {shown!r}, pair {pair!r}: {err}") from err
+                raise InputError(f"{shown}, pair {pair!r}: {err}") from err
         if result.shape[:2] != a.shape[:2]:
             raise InputError(
-                f"command {shown!r} wrote a {_size(result)} image for pair {pair!r}, whose sources "
+                f"{shown} wrote a {_size(result)} image for pair {pair!r}, whose sources "
                 f"are {_size(a)} (width x height)"
             )
         return apply_color_rule(result, a, b, task)
 
 
-def _run_command(argv: list[str], timeout: float, cwd: str | None, shown: str) -> tuple[int, str]:
+def _run_command(
+    argv: list[str], timeout: float, cwd: str | None, shown: str, pair: str
+) -> tuple[int, str]:
     """Run ``argv`` (no shell) with a time limit; kill its whole process group on timeout.
+
+    ``shown`` (teacher and command) and ``pair`` name the run in error messages.
 
     Returns:
         The exit code and the decoded stderr.
@@ -374,13 +381,16 @@ def _run_command(argv: list[str], timeout: float, cwd: str | None, shown: str) -
             start_new_session=True,
         )
     except OSError as err:
-        raise InputError(f"command {shown!r}: cannot start {argv[0]!r}: {err}") from err
+        raise InputError(f"{shown}: cannot start {argv[0]!r}: {err}") from err
     try:
         _, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(process)
         process.communicate()
-        raise InputError(f"command {shown!r} timed out after {timeout:g} s") from None
+        raise InputError(
+            f"{shown} timed out after {timeout:g} s on pair {pair!r} and was killed; "
+            "raise the teacher's timeout if it is just slow"
+        ) from None
     except BaseException:  # KeyboardInterrupt and the like: never leave the child running
         _kill_group(process)
         process.communicate()
