@@ -34,8 +34,10 @@ class InputError(ValueError):
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an image file as 8-bit gray or RGB.
 
-    16-bit images are scaled linearly from 0..65535 to 0..255 (rounded); alpha channels are
-    dropped; palette and gray+alpha images are converted to their color or gray values.
+    16-bit gray images are scaled linearly from 0..65535 to 0..255 (rounded); 16-bit images of
+    several channels (RGB, RGBA, gray+alpha) come out of Pillow's decoder as 8-bit already (their
+    high byte, at most one level below the rounded value). Alpha channels are dropped; palette
+    and gray+alpha images are converted to their color or gray values.
 
     Args:
         path: image file.
