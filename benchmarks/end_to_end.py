@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -94,11 +95,21 @@ def snakemake_command(cores: int, target: str, extra: list[str]) -> list[str]:
 
 
 def run_pipeline(workdir: Path, command: list[str]) -> tuple[float, int, Path]:
-    """Run ``command`` in ``workdir``; returns wall seconds, exit status and the log path."""
+    """Run ``command`` in ``workdir``; returns wall seconds, exit status and the log path.
+
+    The copy's ``src`` goes first on ``PYTHONPATH``, so its jobs import the copied fusionfm and
+    not the package the environment has installed (an editable install points at this checkout).
+    """
     log = workdir / "end_to_end.log"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(workdir / "src"), env.get("PYTHONPATH", "")) if p
+    )
     began = time.perf_counter()
     with open(log, "w") as stream:
-        status = subprocess.run(command, cwd=workdir, stdout=stream, stderr=subprocess.STDOUT)
+        status = subprocess.run(
+            command, cwd=workdir, env=env, stdout=stream, stderr=subprocess.STDOUT
+        )
     return time.perf_counter() - began, status.returncode, log
 
 
