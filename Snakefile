@@ -1,5 +1,6 @@
 # fusionfm: one Snakemake DAG from source pairs to the fused images of a flow-matching student.
-# Stages (see README): datasets -> teachers -> scores -> selection -> refiner -> train -> evaluate.
+# Stages (see README): datasets -> teachers -> scores -> selection -> refiner -> train -> evaluate
+# -> report.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -22,6 +23,7 @@ localrules:
     all,
     ablations,
     compare_ablations,
+    report,
     download_dataset,
     mlflow_parent,
 
@@ -32,8 +34,9 @@ rule all:
         final_outputs(),
 
 
-# The ablations (naive fine-tuning, EWC only, replay only) next to the main run, and their
-# comparison: `snakemake --cores 8 ablations`.
+# Only the ablations (config `ablations.variants`: naive fine-tuning, EWC only, replay only,
+# joint training, no refiner, no selection) and their comparison; `all` runs them too, for the
+# report: `snakemake --cores 8 ablations`.
 rule ablations:
     input:
         ablation_outputs(),

@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
+from types import MappingProxyType
 from typing import Any
 
 from fusionfm.io import InputError, natural_key
@@ -241,6 +242,33 @@ def reject_unknown_keys(where: str, d: Mapping[str, Any], allowed: Sequence[str]
         raise InputError(
             f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(allowed)})"
         )
+
+
+VARIANT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {"train": {}, "labels": "refined", "schedule": "sequential"}
+)
+"""How a training variant differs from the main run: nothing (see ``ablations.variants``)."""
+
+
+def resolve_variants(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``main`` plus ``ablations.variants``, each with every key of :data:`VARIANT_DEFAULTS`.
+
+    Raises:
+        InputError: a variant named ``main``, or with an unknown key or value.
+    """
+    variants: dict[str, dict[str, Any]] = {"main": dict(VARIANT_DEFAULTS)}
+    for name, spec in (config.get("ablations", {}).get("variants") or {}).items():
+        if name == "main":
+            raise InputError("ablations.variants: the name 'main' is the main run")
+        spec = dict(spec or {})
+        reject_unknown_keys(f"ablations.variants.{name}", spec, list(VARIANT_DEFAULTS))
+        variant = {**VARIANT_DEFAULTS, **spec, "train": dict(spec.get("train") or {})}
+        if variant["labels"] not in ("refined", "selected", "random"):
+            raise InputError(f"ablations.variants.{name}.labels: unknown {variant['labels']!r}")
+        if variant["schedule"] not in ("sequential", "joint"):
+            raise InputError(f"ablations.variants.{name}.schedule: unknown {variant['schedule']!r}")
+        variants[name] = variant
+    return variants
 
 
 def _check_modalities(where: str, modalities: Any) -> None:

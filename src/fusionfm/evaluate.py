@@ -22,6 +22,7 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,11 @@ from fusionfm.io import (
     EVAL_SCHEMA,
     MANIFEST_SCHEMA,
     InputError,
+    atomic_directory,
     atomic_path,
     read_image,
     read_table,
+    write_image,
     write_table,
 )
 from fusionfm.metrics import compute_metrics
@@ -49,7 +52,6 @@ from fusionfm.pseudolabel.task_metrics import compute_task_metrics
 from fusionfm.utils import parallel_map
 
 PathLike = str | os.PathLike[str]
-
 
 
 STUDENT = "student"
@@ -119,6 +121,7 @@ def evaluate_model(
     device: str = "cpu",
     progress: bool = False,
     timing_repeats: int = 3,
+    fused_dir: PathLike | None = None,
 ) -> pd.DataFrame:
     """Score a student checkpoint (and optionally the references) on the test pairs.
 
@@ -149,6 +152,8 @@ def evaluate_model(
         progress: show progress bars.
         timing_repeats: fusions timed per image and step count; the fastest counts (the least
             disturbed by other processes on a shared machine). At least 1.
+        fused_dir: where to write the student's fusions as ``<fused_dir>/<dataset>/<pair>.png``
+            (not written when ``None``).
 
     Returns:
         Rows of :data:`EVAL_SCHEMA`.
@@ -196,6 +201,8 @@ def evaluate_model(
                         if n == steps
                         else _timed(timing_repeats, fuse_images, model, a, b, task, n, method)[1]
                     )
+            if fused_dir is not None:
+                write_image(Path(fused_dir) / dataset / f"{pair}.png", fused)
             jobs.append((fused, a, b, gt, task))
             meta.append((pair, STUDENT, timing))
             if include_references and dataset in labels_dirs:
@@ -497,7 +504,8 @@ def run_evaluation(
             device, progress: as :func:`evaluate_model` (references are computed with the final
             stage; step counts are timed for the final stage only).
         out_dir: gets ``eval.parquet`` (:data:`EVAL_SCHEMA`), ``forgetting.parquet``,
-            ``summary.parquet``, ``forgetting.png`` and ``summary.png``.
+            ``summary.parquet``, ``forgetting.png``, ``summary.png`` and ``fused/`` (the final
+            model's fusions, ``<dataset>/<pair>.png``).
 
     Returns:
         dict with ``eval``, ``forgetting`` (matrix), ``summary``, ``average_forgetting``.
@@ -508,23 +516,25 @@ def run_evaluation(
     frames = []
     for k, (stage, model_path, _) in enumerate(stages):
         final = k == len(stages) - 1
-        frames.append(
-            evaluate_model(
-                model_path,
-                stage,
-                datasets,
-                scores,
-                labels_dirs,
-                steps,
-                method,
-                selection_config,
-                include_references=final,
-                timing_steps=timing_steps if final else (),
-                workers=workers,
-                device=device,
-                progress=progress,
+        with atomic_directory(out_dir / "fused") if final else nullcontext() as fused_dir:
+            frames.append(
+                evaluate_model(
+                    model_path,
+                    stage,
+                    datasets,
+                    scores,
+                    labels_dirs,
+                    steps,
+                    method,
+                    selection_config,
+                    include_references=final,
+                    timing_steps=timing_steps if final else (),
+                    workers=workers,
+                    device=device,
+                    progress=progress,
+                    fused_dir=fused_dir,
+                )
             )
-        )
     table = pd.concat(frames, ignore_index=True)
     stage_names = [s for s, _, _ in stages]
     task_order = [t for _, _, t in stages]

@@ -64,7 +64,7 @@ def fuse_luminance(
     task: str,
     steps: int = 4,
     method: str = "euler",
-    start: str = "mean",
+    start: str | None = None,
 ) -> np.ndarray:
     """The student's fused luminance.
 
@@ -75,7 +75,7 @@ def fuse_luminance(
         task: the fusion task (picks the task embedding).
         steps: solver steps, 1 to 8.
         method: ``euler`` or ``heun``.
-        start: start image mode (as in training).
+        start: start image mode (default: the one the model was trained with).
 
     Returns:
         np.ndarray: float64 (H, W), 0-255 scale, clipped.
@@ -92,7 +92,7 @@ def fuse_luminance(
         yb = torch.as_tensor(np.asarray(y_b) / 255.0, dtype=torch.float32, device=device)[
             None, None
         ]
-        x0 = start_image(ya, yb, start)
+        x0 = start_image(ya, yb, start or model.flow_start)
         task_id = torch.tensor([TASK_INDEX[task]], device=device)
         x1 = sample(model, x0, {"y_a": ya, "y_b": yb, "task": task_id}, steps, method)
     finally:
@@ -107,7 +107,7 @@ def fuse_images(
     task: str,
     steps: int = 4,
     method: str = "euler",
-    start: str = "mean",
+    start: str | None = None,
 ) -> np.ndarray:
     """Fuse two source images with the student.
 
@@ -118,7 +118,8 @@ def fuse_images(
         task: ``ivf``, ``mif``, ``mef`` or ``mff``.
         steps: solver steps, 1 to 8.
         method: ``euler`` or ``heun``.
-        start: start image mode: ``mean``, ``max``, ``a`` or ``b``.
+        start: start image mode: ``mean``, ``max``, ``a`` or ``b`` (default: the one the model
+            was trained with).
 
     Returns:
         np.ndarray: uint8, (H, W) when both sources are gray, else (H, W, 3).
@@ -133,7 +134,7 @@ def fuse_images(
     check_steps(steps)
     if method not in METHODS:
         raise InputError(f"method: unknown {method!r} (expected one of {', '.join(METHODS)})")
-    if start not in START_MODES:
+    if start is not None and start not in START_MODES:
         raise InputError(f"start: unknown {start!r} (expected one of {', '.join(START_MODES)})")
     net = _model(model)
     return fuse_color(
@@ -157,7 +158,7 @@ def fuse_files(
     task: str,
     steps: int = 4,
     method: str = "euler",
-    start: str = "mean",
+    start: str | None = None,
 ) -> np.ndarray:
     """Fuse one pair of image files into ``out`` (written atomically).
 
@@ -190,7 +191,7 @@ def fuse_folders(
     task: str,
     steps: int = 4,
     method: str = "euler",
-    start: str = "mean",
+    start: str | None = None,
     progress: bool = True,
 ) -> list[Path]:
     """Fuse every pair of images of ``dir_a`` and ``dir_b`` with the same file stem.
@@ -274,7 +275,9 @@ def add_fuse_command(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", required=True, help="fused image, or output folder")
     parser.add_argument("--steps", type=int, default=4, help=f"solver steps, 1..{MAX_STEPS}")
     parser.add_argument("--method", choices=METHODS, default="euler", help="ODE solver")
-    parser.add_argument("--start", choices=START_MODES, default="mean", help="start image")
+    parser.add_argument(
+        "--start", choices=START_MODES, default=None, help="start image (default: as trained)"
+    )
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_fuse_command)

@@ -284,34 +284,79 @@ def _flat_numbers(data: Mapping[str, Any], prefix: str = "") -> dict[str, float]
     return flat
 
 
+def label_set(
+    kind: str,
+    dataset: str,
+    manifest: str | os.PathLike[str],
+    selection: str | os.PathLike[str],
+    teachers: list[str],
+    teacher_images: list[str],
+    out_dir: str | os.PathLike[str],
+    seed: int,
+) -> None:
+    """Rule ``label_set``: a data ablation's pseudo-labels (``selected`` or ``random``)."""
+    from collections import Counter
+
+    from fusionfm.pseudolabel.labelsets import build_label_set
+
+    chosen = build_label_set(
+        kind,
+        manifest,
+        selection,
+        dict(zip(teachers, teacher_images, strict=True)),
+        out_dir,
+        dataset,
+        seed,
+    )
+    log.info(
+        "%s/%s: %d labels, by teacher %s", dataset, kind, len(chosen), Counter(chosen.values())
+    )
+
+
 def train_task(
     stage: str,
     variant: str,
     task: str,
     manifests: list[str],
     labels: list[str],
+    dataset_tasks: list[str],
     previous: str | os.PathLike[str] | None,
     train_config: Mapping[str, Any],
     out_model: str | os.PathLike[str],
     out_ewc: str | os.PathLike[str],
     out_replay: str | os.PathLike[str],
+    out_history: str | os.PathLike[str],
     mlflow: Mapping[str, Any],
     parent_run: str | os.PathLike[str] = PARENT_JSON,
 ) -> None:
     """Rule ``train_task``: learn one task, starting from the previous stage (EWC + replay).
 
-    A killed job resumes from the periodic train state beside ``out_model`` on its rerun.
+    ``task == "joint"`` learns every task of ``dataset_tasks`` at once, for ``steps`` times the
+    number of tasks (the sequential run's total). A killed job resumes from the periodic train
+    state beside ``out_model`` on its rerun.
     """
-    from fusionfm.train.data import load_task_data
+    import pandas as pd
+
+    from fusionfm.train.data import JOINT, TaskMixture, load_task_data
     from fusionfm.train.trainer import TrainConfig, default_state_path
     from fusionfm.train.trainer import train_task as train
 
     settings = {k: v for k, v in train_config.items() if k != "task_order"}
+    tasks = list(dict.fromkeys(dataset_tasks))
+    if task == JOINT:
+        settings["steps"] = int(settings.get("steps", TrainConfig.steps)) * len(tasks)
     config = TrainConfig.from_dict(settings)
-    datasets = [(Path(m).parent, Path(label)) for m, label in zip(manifests, labels, strict=True)]
+    datasets = [
+        (Path(m).parent, Path(label), t)
+        for m, label, t in zip(manifests, labels, dataset_tasks, strict=True)
+    ]
     wildcards = {"variant": variant, "stage": stage}
     with _tracked("train_task", wildcards, mlflow, parent_run, params=settings) as tracker:
-        data = load_task_data(datasets, task, crop=config.crop)
+        parts = [
+            load_task_data([(d, lab) for d, lab, t in datasets if t == one], one, crop=config.crop)
+            for one in (tasks if task == JOINT else [task])
+        ]
+        data = TaskMixture(parts) if task == JOINT else parts[0]
         result = train(
             task,
             data,
@@ -324,7 +369,10 @@ def train_task(
             resume_from=default_state_path(out_model),
             checkpoint_every=max(1, config.steps // 10),
         )
-        log.info("%s: %s", stage, result)
+        history = pd.DataFrame(result.history).assign(variant=variant, stage=stage)
+        with atomic_path(out_history) as tmp:
+            history.to_parquet(tmp, index=False)
+        log.info("%s: %s", stage, {k: v for k, v in vars(result).items() if k != "history"})
 
 
 def evaluate_student(
@@ -396,6 +444,8 @@ def evaluate_student(
 
 def compare_ablations(
     variants: list[str],
+    schedules: list[str],
+    labels: list[str],
     forgetting: list[str],
     summaries: list[str],
     task_order: list[str],
@@ -403,18 +453,28 @@ def compare_ablations(
     mlflow: Mapping[str, Any],
     parent_run: str | os.PathLike[str] = PARENT_JSON,
 ) -> None:
-    """Rule ``compare_ablations``: average forgetting and final composites of every variant."""
+    """Rule ``compare_ablations``: average forgetting and final composites of every variant.
+
+    A joint variant has no forgetting (one stage): NaN.
+    """
     import pandas as pd
 
     from fusionfm.evaluate import average_forgetting
 
     rows = []
-    for variant, forgetting_path, summary_path in zip(variants, forgetting, summaries, strict=True):
+    columns = zip(variants, schedules, labels, forgetting, summaries, strict=True)
+    for variant, schedule, label_set, forgetting_path, summary_path in columns:
         matrix = pd.read_parquet(forgetting_path)
         summary = pd.read_parquet(summary_path).set_index("task")
         row = {
             "variant": variant,
-            "average_forgetting": float(average_forgetting(matrix, task_order)),
+            "schedule": schedule,
+            "labels": label_set,
+            "average_forgetting": (
+                float(average_forgetting(matrix, task_order))
+                if schedule == "sequential"
+                else math.nan
+            ),
         }
         row |= {
             f"{task}_composite": float(summary.loc[task, "student_composite"])
@@ -431,7 +491,50 @@ def compare_ablations(
                 f"{row['variant']}/{key}": value
                 for row in rows
                 for key, value in row.items()
-                if key != "variant" and math.isfinite(value)
+                if isinstance(value, float) and math.isfinite(value)
             }
         )
         log.info("ablations:\n%s", table.to_string(index=False))
+
+
+def report(
+    summary: str | os.PathLike[str],
+    eval_table: str | os.PathLike[str],
+    forgetting: str | os.PathLike[str],
+    histories: list[str],
+    ablations: str | os.PathLike[str],
+    datasets: list[str],
+    manifests: list[str],
+    selections: list[str],
+    teachers: Mapping[str, list[str]],
+    teacher_images: list[str],
+    labels: list[str],
+    fused: str | os.PathLike[str],
+    out_html: str | os.PathLike[str],
+    mlflow: Mapping[str, Any],
+    parent_run: str | os.PathLike[str] = PARENT_JSON,
+) -> None:
+    """Rule ``report``: the HTML page of the run (``results/report/index.html``)."""
+    import pandas as pd
+
+    from fusionfm.report import build_report
+
+    folders = iter(teacher_images)
+    teacher_dirs = {d: {t: next(folders) for t in teachers[d]} for d in datasets}
+    build_report(
+        out_html,
+        summary=pd.read_parquet(summary),
+        eval_table=pd.read_parquet(eval_table),
+        forgetting=pd.read_parquet(forgetting),
+        histories=pd.concat([pd.read_parquet(h) for h in histories], ignore_index=True),
+        ablations=pd.read_parquet(ablations),
+        datasets=datasets,
+        dataset_dirs={d: Path(m).parent for d, m in zip(datasets, manifests, strict=True)},
+        selections=dict(zip(datasets, selections, strict=True)),
+        teacher_dirs=teacher_dirs,
+        label_dirs=dict(zip(datasets, labels, strict=True)),
+        fused_dir=fused,
+    )
+    with _tracked("report", {}, mlflow, parent_run) as tracker:
+        tracker.log_artifact(Path(out_html))
+    log.info("report: %s", out_html)

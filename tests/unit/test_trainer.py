@@ -11,7 +11,7 @@ import torch
 import fusionfm.train.trainer as trainer
 from fusionfm.io import InputError
 from fusionfm.train.checkpoint import load_checkpoint, load_model
-from fusionfm.train.data import TaskData, load_task_data
+from fusionfm.train.data import TaskData, TaskMixture, load_task_data
 from fusionfm.train.trainer import (
     TrainConfig,
     TrainingDivergedError,
@@ -242,3 +242,31 @@ def test_previous_with_other_model_config_is_refused(
 def test_task_mismatch(tmp_path: Path, ivf_data: TaskData) -> None:
     with pytest.raises(InputError, match="data is of task 'ivf'"):
         train_task("mif", ivf_data, tiny_config(), None, **_outs(tmp_path))
+
+
+def test_joint_training_mixes_tasks_and_consolidates_all(
+    tmp_path: Path, ivf_data: TaskData, mif_data: TaskData
+) -> None:
+    mixture = TaskMixture([ivf_data, mif_data])
+    generator = torch.Generator().manual_seed(0)
+    batch, tasks = mixture.sample_with_tasks(64, generator, 16)
+    assert batch["x_1"].shape == (64, 1, 16, 16) and len(tasks) == 64
+    assert 16 < tasks.count("ivf") < 48 and tasks.count("ivf") + tasks.count("mif") == 64
+    assert tasks == sorted(tasks, key=["ivf", "mif"].index)  # grouped in mixture order
+
+    recorder = Recorder()
+    result = train_task("joint", mixture, tiny_config(), None, tracker=recorder, **_outs(tmp_path))
+    assert result.tasks == ["ivf", "mif"]
+    assert [point["step"] for point in result.history] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert [point["train/fm_loss"] for point in result.history] == [
+        metrics["train/fm_loss"] for _, metrics in recorder.logged[:6]
+    ]
+    replay = load_checkpoint(tmp_path / "replay.pt")["state"]
+    assert sorted(replay["items"]) == ["ivf", "mif"]
+    model, meta = load_model(tmp_path / "model.pt")
+    assert meta["task"] == "joint" and meta["tasks"] == ["ivf", "mif"]
+
+
+def test_task_mixture_refuses_a_task_twice(ivf_data: TaskData) -> None:
+    with pytest.raises(InputError, match="twice"):
+        TaskMixture([ivf_data, ivf_data])

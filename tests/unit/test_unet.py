@@ -115,7 +115,8 @@ def test_config_from_dict() -> None:
     assert cfg.level_channels == (8, 16, 16)
     assert UNetConfig.from_dict(cfg.to_dict()) == cfg
     assert UNetConfig.from_dict(None) == UNetConfig()
-    assert UNetConfig().level_channels == (16, 32, 48, 64)
+    assert UNetConfig().level_channels == (8, 16, 32, 64)
+    assert UNetConfig(depth=2, max_channel_mult=2).level_channels == (8, 16, 16)
     with pytest.raises(InputError):
         UNetConfig.from_dict({"widht": 8})
     with pytest.raises(InputError):
@@ -168,3 +169,17 @@ def test_autocast_bfloat16_cpu() -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
         out = model(x, t, y_a, y_b, task)
     assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_gated_output_weights_the_source_difference() -> None:
+    model = FusionUNet(UNetConfig(base_channels=8, depth=2, gated_output=True)).eval()
+    with torch.no_grad():  # constant head: gate 0.3, residual -0.1 everywhere
+        model.out_conv.weight.zero_()
+        model.out_conv.bias.copy_(torch.tensor([0.3, -0.1]))
+    x_t, t, y_a, y_b, task = _inputs(2, 20, 28)
+    with torch.no_grad():
+        velocity = model(x_t, t, y_a, y_b, task)
+    assert velocity.shape == (2, 1, 20, 28)
+    torch.testing.assert_close(velocity, 0.3 * (y_a - y_b) - 0.1)
+    with pytest.raises(InputError, match="gated_output"):
+        UNetConfig(gated_output="yes")  # type: ignore[arg-type]

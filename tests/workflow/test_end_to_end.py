@@ -17,6 +17,7 @@ DATASETS = ("syn_ivf", "syn_mif", "syn_mef", "syn_mff")
 
 
 STAGES = ("00_ivf", "01_mif", "02_mef", "03_mff")
+VARIANTS = ("main", "naive", "ewc_only", "replay_only", "joint", "no_refiner", "no_selection")
 
 
 def _planned_jobs(plan: str) -> set[tuple[str, str]]:
@@ -56,7 +57,10 @@ def test_all_runs_through_refinement_tracks_every_job_and_reruns_only_what_chang
         assert ("PSNR_gt" in set(scores["metric"])) == (name in ("syn_mef", "syn_mff"))
 
         selection = pd.read_parquet(results / "selection" / f"{name}.parquet")
-        assert set(selection["pair"]) == set(manifest["pair"]) and selection["reason"].str.len().min() > 0
+        assert (
+            set(selection["pair"]) == set(manifest["pair"])
+            and selection["reason"].str.len().min() > 0
+        )
         report = json.loads((results / "selection" / f"{name}.json").read_text())
         if name in ("syn_mef", "syn_mff"):
             truth = report["ground_truth"]
@@ -71,10 +75,17 @@ def test_all_runs_through_refinement_tracks_every_job_and_reruns_only_what_chang
             assert truth["refined_mean_psnr_gt"] >= truth["selected_mean_psnr_gt"]
         assert (refine["composite_after"] >= refine["composite_before"] - 1e-12).all()
         changed = refine["status"] == "refined"
-        assert (refine.loc[changed, "composite_after"] > refine.loc[changed, "composite_before"]).all()
+        assert (
+            refine.loc[changed, "composite_after"] > refine.loc[changed, "composite_before"]
+        ).all()
         labels = sorted(p.stem for p in (results / "refine" / name / "images").glob("*.png"))
         assert labels == sorted(refine["pair"])
-        for rule in ("prepare_dataset", "score_pseudolabels", "select_pseudolabels", "refine_labels"):
+        for rule in (
+            "prepare_dataset",
+            "score_pseudolabels",
+            "select_pseudolabels",
+            "refine_labels",
+        ):
             assert (workdir / "logs" / rule / f"{name}.log").is_file()
         for rule in ("prepare_dataset", "score_pseudolabels", "refine_labels"):
             assert (workdir / "benchmarks" / rule / f"{name}.tsv").is_file()
@@ -104,28 +115,50 @@ def test_all_runs_through_refinement_tracks_every_job_and_reruns_only_what_chang
     assert forgetting.shape[0] == len(STAGES)
     assert (results / "evaluate" / "main" / "forgetting.png").stat().st_size > 1000
 
-    # The ablations target trains and evaluates every variant next to the main run.
-    run_snakemake(workdir, "--cores", "2", "ablations")
+    # `all` also trains and evaluates every ablation and writes the report.
     ablations = pd.read_parquet(results / "evaluate" / "ablations.parquet")
-    assert list(ablations["variant"]) == ["main", "naive", "ewc_only", "replay_only"]
+    assert list(ablations["variant"]) == list(VARIANTS)
     assert ablations["mean_composite"].notna().all()
+    sequential = ablations["schedule"] == "sequential"
+    assert ablations.loc[sequential, "average_forgetting"].notna().all()
+    assert ablations.loc[~sequential, "average_forgetting"].isna().all()
+    assert (results / "train" / "joint" / "00_joint" / "model.pt").is_file()
+    for dataset in DATASETS:
+        selected = sorted(p.name for p in (results / "labels" / dataset / "selected").iterdir())
+        chosen = pd.read_parquet(results / "selection" / f"{dataset}.parquet")
+        chosen = chosen[chosen["status"] == "selected"]
+        assert selected == sorted(f"{pair}.png" for pair in chosen["pair"])
+        assert len(list((results / "labels" / dataset / "random").iterdir())) == 4
+    page = (results / "report" / "index.html").read_text()
+    assert page.count("<img") >= 4 * 3 + 3 and "no_selection" in page and "data:image/png" in page
     assert "Nothing to be done" in run_snakemake(workdir, "-n", "--cores", "1", "ablations").stdout
 
-    # A refiner parameter reruns refinement and what follows it (training), nothing before it.
+    # A refiner parameter reruns refinement and the variants trained on refined labels, nothing
+    # before it and not the no-refiner / no-selection variants.
     _edit_config(workdir, lambda c: c.setdefault("refiner", {}).update(tolerance=0.07))
     plan = _planned_jobs(run_snakemake(workdir, "-n", "--cores", "1", "all").stdout)
+    refined = ("main", "naive", "ewc_only", "replay_only", "joint")
     assert plan == {("refine_labels", name) for name in DATASETS} | {
-        ("train_task", stage) for stage in STAGES
-    } | {("evaluate_student", "main")}
+        ("train_task", stage) for stage in (*STAGES, "00_joint")
+    } | {("evaluate_student", v) for v in refined} | {("compare_ablations", ""), ("report", "")}
 
     # A training parameter reruns only training.
     _edit_config(workdir, lambda c: c["train"].update(lr=0.001))
     plan = _planned_jobs(run_snakemake(workdir, "-n", "--cores", "1", "all").stdout)
-    assert {rule for rule, _ in plan} == {"refine_labels", "train_task", "evaluate_student"}
+    assert {rule for rule, _ in plan} == {
+        "refine_labels",
+        "train_task",
+        "evaluate_student",
+        "compare_ablations",
+        "report",
+    }
 
     # One dataset's seed reruns that dataset's chain; other datasets only in what follows.
     _edit_config(workdir, lambda c: c["datasets"]["syn_mef"]["synthetic"].update(seed=99))
     plan = _planned_jobs(run_snakemake(workdir, "-n", "--cores", "1", "all").stdout)
     assert ("prepare_dataset", "syn_mef") in plan and ("run_teacher", "syn_mef") in plan
-    assert not any(rule in {"prepare_dataset", "run_teacher", "score_pseudolabels"}
-                   for rule, name in plan if name != "syn_mef")
+    assert not any(
+        rule in {"prepare_dataset", "run_teacher", "score_pseudolabels"}
+        for rule, name in plan
+        if name != "syn_mef"
+    )

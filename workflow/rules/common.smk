@@ -1,6 +1,6 @@
 from snakemake.utils import validate
 
-from fusionfm.config import resolve_datasets
+from fusionfm.config import resolve_datasets, resolve_variants
 from fusionfm.teacher.plan import resolve_teachers, teacher_input_files
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
@@ -14,15 +14,17 @@ STAGES = [
         t for t in config["train"]["task_order"] if t in TASKS_WITH_LABELS
     )
 ]  # sequential training stages, e.g. 00_ivf, 01_mif, ...
-VARIANTS = {"main": {}, **config["ablations"]["variants"]}  # name -> train overrides
+VARIANTS = resolve_variants(config)  # name -> {train overrides, labels, schedule}
+JOINT_STAGE = "00_joint"  # the single stage of a `schedule: joint` variant
 
 
 wildcard_constraints:
     dataset="|".join(DATASETS) or "(?!)",
     teacher="|".join(sorted({t for teachers in TEACHERS.values() for t in teachers}))
     or "(?!)",
-    stage="|".join(STAGES) or "(?!)",
+    stage="|".join([*STAGES, JOINT_STAGE]) if STAGES else "(?!)",
     variant="|".join(VARIANTS),
+    labelset="selected|random",
 
 
 def dataset_spec(wildcards):
@@ -93,38 +95,75 @@ TRAINED_DATASETS = [
 ]
 
 
+def variant_stages(variant):
+    """The variant's training stages: one per task, or the single joint stage."""
+    joint = VARIANTS[variant]["schedule"] == "joint"
+    return [JOINT_STAGE] if joint and STAGES else STAGES
+
+
 def stage_task(wildcards):
     return wildcards.stage.split("_", 1)[1]
 
 
 def stage_datasets(wildcards):
     task = stage_task(wildcards)
-    return [d for d in DATASETS if DATASETS[d]["task"] == task and TEACHERS[d]]
+    return [d for d in TRAINED_DATASETS if task in ("joint", DATASETS[d]["task"])]
+
+
+def stage_dataset_tasks(wildcards):
+    return [DATASETS[d]["task"] for d in stage_datasets(wildcards)]
 
 
 def stage_manifests(wildcards):
     return [f"results/datasets/{d}/manifest.parquet" for d in stage_datasets(wildcards)]
 
 
+def label_dir(variant, dataset):
+    """Where a variant's pseudo-labels of a dataset lie (refined, selected or random)."""
+    labels = VARIANTS[variant]["labels"]
+    if labels == "refined":
+        return f"results/refine/{dataset}/images"
+    return f"results/labels/{dataset}/{labels}"
+
+
 def stage_labels(wildcards):
-    return [f"results/refine/{d}/images" for d in stage_datasets(wildcards)]
+    return [label_dir(wildcards.variant, d) for d in stage_datasets(wildcards)]
+
+
+def variant_labels(wildcards):
+    return [label_dir(wildcards.variant, d) for d in TRAINED_DATASETS]
 
 
 def variant_train_config(wildcards):
     """The train section with the variant's overrides (``main`` has none)."""
-    return {**config["train"], **VARIANTS[wildcards.variant]}
+    return {**config["train"], **VARIANTS[wildcards.variant]["train"]}
 
 
 def variant_models(wildcards):
-    return [f"results/train/{wildcards.variant}/{stage}/model.pt" for stage in STAGES]
+    return [
+        f"results/train/{wildcards.variant}/{stage}/model.pt"
+        for stage in variant_stages(wildcards.variant)
+    ]
+
+
+def variant_histories(variant):
+    return [
+        f"results/train/{variant}/{stage}/history.parquet"
+        for stage in variant_stages(variant)
+    ]
 
 
 def previous_task_state(wildcards):
     """The previous stage's model, EWC and replay files (none for the first task)."""
-    k = STAGES.index(wildcards.stage)
+    stages = variant_stages(wildcards.variant)
+    if wildcards.stage not in stages:
+        raise ValueError(
+            f"variant {wildcards.variant!r} has no stage {wildcards.stage!r}: {stages}"
+        )
+    k = stages.index(wildcards.stage)
     if k == 0:
         return {}
-    previous = f"results/train/{wildcards.variant}/{STAGES[k - 1]}"
+    previous = f"results/train/{wildcards.variant}/{stages[k - 1]}"
     return {
         "ckpt": f"{previous}/model.pt",
         "ewc": f"{previous}/ewc.pt",
@@ -141,7 +180,7 @@ def final_outputs():
                 f"results/refine/{dataset}.json",
             ]
     if STAGES:
-        outputs.append("results/evaluate/main/summary.parquet")
+        outputs.append("results/report/index.html")
     return outputs
 
 

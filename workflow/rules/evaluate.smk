@@ -5,7 +5,7 @@ rule evaluate_student:
             "results/datasets/{dataset}/manifest.parquet", dataset=TRAINED_DATASETS
         ),
         scores=expand("results/scores/{dataset}.parquet", dataset=TRAINED_DATASETS),
-        labels=expand("results/refine/{dataset}/images", dataset=TRAINED_DATASETS),
+        labels=variant_labels,
         parent_run=ancient(PARENT_RUN),
     output:
         table="results/evaluate/{variant}/eval.parquet",
@@ -13,6 +13,7 @@ rule evaluate_student:
         summary="results/evaluate/{variant}/summary.parquet",
         forgetting_plot="results/evaluate/{variant}/forgetting.png",
         summary_plot="results/evaluate/{variant}/summary.png",
+        fused=directory("results/evaluate/{variant}/fused"),
     log:
         "logs/evaluate_student/{variant}.log",
     benchmark:
@@ -25,7 +26,7 @@ rule evaluate_student:
         mem_mb=8000,
         runtime=60,
     params:
-        stages=STAGES,
+        stages=lambda wildcards: variant_stages(wildcards.variant),
         datasets=TRAINED_DATASETS,
         tasks=[DATASETS[d]["task"] for d in TRAINED_DATASETS],
         evaluate=config["evaluate"],
@@ -50,7 +51,44 @@ rule compare_ablations:
         "../../environment.yml"
     params:
         variants=list(VARIANTS),
+        schedules=[VARIANTS[v]["schedule"] for v in VARIANTS],
+        labels=[VARIANTS[v]["labels"] for v in VARIANTS],
         task_order=[stage.split("_", 1)[1] for stage in STAGES],
         mlflow=config["mlflow"],
     script:
         "../scripts/compare_ablations.py"
+
+
+rule report:
+    input:
+        summary="results/evaluate/main/summary.parquet",
+        eval="results/evaluate/main/eval.parquet",
+        forgetting="results/evaluate/main/forgetting.parquet",
+        fused="results/evaluate/main/fused",
+        histories=[h for v in VARIANTS for h in variant_histories(v)],
+        teachers=[
+            f"results/teachers/{d}/{t}/images"
+            for d in TRAINED_DATASETS
+            for t in sorted(TEACHERS[d])
+        ],
+        ablations="results/evaluate/ablations.parquet",
+        manifests=expand(
+            "results/datasets/{dataset}/manifest.parquet", dataset=TRAINED_DATASETS
+        ),
+        selections=expand(
+            "results/selection/{dataset}.parquet", dataset=TRAINED_DATASETS
+        ),
+        labels=expand("results/refine/{dataset}/images", dataset=TRAINED_DATASETS),
+        parent_run=ancient(PARENT_RUN),
+    output:
+        "results/report/index.html",
+    log:
+        "logs/report/report.log",
+    conda:
+        "../../environment.yml"
+    params:
+        datasets=TRAINED_DATASETS,
+        teachers={d: sorted(TEACHERS[d]) for d in TRAINED_DATASETS},
+        mlflow=config["mlflow"],
+    script:
+        "../scripts/report.py"

@@ -47,3 +47,23 @@ rule select_pseudolabels:
         mlflow=config["mlflow"],
     script:
         "../scripts/select_pseudolabels.py"
+
+
+# Labels of the data ablations: the selected teacher's output (no refiner) or a random
+# teacher's (no selection), one folder of <pair>.png per dataset.
+rule label_set:
+    input:
+        manifest="results/datasets/{dataset}/manifest.parquet",
+        selection="results/selection/{dataset}.parquet",
+        teachers=teacher_image_dirs,
+    output:
+        directory("results/labels/{dataset}/{labelset}"),
+    log:
+        "logs/label_set/{dataset}/{labelset}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        teachers=teacher_names,
+        seed=config["split"]["seed"],
+    script:
+        "../scripts/label_set.py"

@@ -8,6 +8,7 @@ rule train_task:
         model="results/train/{variant}/{stage}/model.pt",
         ewc="results/train/{variant}/{stage}/ewc.pt",
         replay="results/train/{variant}/{stage}/replay.pt",
+        history="results/train/{variant}/{stage}/history.parquet",
     log:
         "logs/train_task/{variant}/{stage}.log",
     benchmark:
@@ -21,6 +22,7 @@ rule train_task:
         runtime=120,
     params:
         task=stage_task,
+        dataset_tasks=stage_dataset_tasks,
         train=variant_train_config,
         mlflow=config["mlflow"],
     script:

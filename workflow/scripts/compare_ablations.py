@@ -6,6 +6,8 @@ snakemake = globals()["snakemake"]  # the job object Snakemake injects before th
 with log_to_file(snakemake.log[0]):
     compare_ablations(
         variants=snakemake.params.variants,
+        schedules=snakemake.params.schedules,
+        labels=snakemake.params.labels,
         forgetting=snakemake.input.forgetting,
         summaries=snakemake.input.summary,
         task_order=snakemake.params.task_order,

@@ -33,7 +33,8 @@ class UNetConfig:
         base_channels: channels at full resolution.
         depth: number of 2x downsamplings; the network's stride is ``2**depth``.
         channel_mults: channel multiplier of each of the ``depth + 1`` resolution levels; empty
-            means ``min(level + 1, max_channel_mult)``, i.e. (1, 2, 3, 4) for depth 3.
+            means ``min(2**level, max_channel_mult)``, i.e. (1, 2, 4, 8) for depth 3: cheap
+            full-resolution levels, capacity where the pixels are few.
         max_channel_mult: cap of the default multipliers.
         num_res_blocks: residual blocks per level in the encoder and in the decoder.
         num_mid_blocks: residual blocks at the lowest resolution, between encoder and decoder.
@@ -45,12 +46,15 @@ class UNetConfig:
         max_groups: upper bound of GroupNorm groups (the largest divisor of the channels up to it).
         time_scale: ``t`` in [0, 1] is multiplied by this before the sinusoidal features.
         dropout: dropout inside residual blocks.
+        gated_output: predict a gate ``g`` and a residual ``r`` per pixel and return the velocity
+            ``g * (y_a - y_b) + r``: choosing or weighting the sources locally (what most fusion
+            labels do) is then a smooth map instead of a product the network must build.
     """
 
-    base_channels: int = 16
+    base_channels: int = 8
     depth: int = 3
     channel_mults: tuple[int, ...] = ()
-    max_channel_mult: int = 4
+    max_channel_mult: int = 8
     num_res_blocks: int = 1
     num_mid_blocks: int = 1
     time_dim: int = 32
@@ -61,6 +65,7 @@ class UNetConfig:
     max_groups: int = 8
     time_scale: float = 1000.0
     dropout: float = 0.0
+    gated_output: bool = True
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
@@ -84,6 +89,8 @@ class UNetConfig:
             raise InputError(
                 f"model.channel_mults must be positive, got {list(self.channel_mults)}"
             )
+        if not isinstance(self.gated_output, bool):
+            raise InputError(f"model.gated_output must be true or false, got {self.gated_output!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"model.dropout must be in [0, 1), got {self.dropout}")
 
@@ -115,7 +122,7 @@ class UNetConfig:
     def level_channels(self) -> tuple[int, ...]:
         """Channels of each resolution level, full resolution first (``depth + 1`` entries)."""
         mults = self.channel_mults or tuple(
-            min(level + 1, self.max_channel_mult) for level in range(self.depth + 1)
+            min(2**level, self.max_channel_mult) for level in range(self.depth + 1)
         )
         return tuple(self.base_channels * m for m in mults)
 
@@ -245,7 +252,7 @@ class FusionUNet(nn.Module):
     """Conditional U-Net predicting the velocity ``dx_t`` of the straight path.
 
     Args:
-        config: the architecture; the default has about 0.43 M parameters.
+        config: the architecture; the default has about 0.25 M parameters.
     """
 
     def __init__(self, config: UNetConfig | None = None) -> None:
@@ -292,7 +299,9 @@ class FusionUNet(nn.Module):
             self.up_blocks.append(blocks)
 
         self.out_norm = nn.GroupNorm(_num_groups(ch, groups), ch)
-        self.out_conv = nn.Conv2d(ch, config.out_channels, 3, padding=1)
+        head = 2 * config.out_channels if config.gated_output else config.out_channels
+        self.out_conv = nn.Conv2d(ch, head, 3, padding=1)
+        self.flow_start = "mean"  # the start image x_0 it was trained from (set by the trainer)
 
     @property
     def stride(self) -> int:
@@ -364,8 +373,11 @@ class FusionUNet(nn.Module):
             h = torch.cat([upsample(h), skips.pop()], dim=1)
             for block in blocks:
                 h = block(h, emb)
-        out = self.out_conv(F.silu(self.out_norm(h)))
-        return crop_to(out, size)
+        out = crop_to(self.out_conv(F.silu(self.out_norm(h))), size)
+        if self.config.gated_output:
+            gate, residual = out.chunk(2, dim=1)
+            return gate * (y_a - y_b) + residual
+        return out
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

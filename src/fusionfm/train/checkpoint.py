@@ -128,6 +128,7 @@ def model_from_payload(payload: Mapping[str, Any], where: str = "checkpoint") ->
         config = UNetConfig.from_dict(payload["model_config"])
         model = FusionUNet(config)
         model.load_state_dict(payload["state_dict"])
+        model.flow_start = str(dict(payload.get("train_config") or {}).get("start", "mean"))
     except KeyError as err:
         raise InputError(f"{where}: missing key {err}") from err
     except (RuntimeError, TypeError) as err:

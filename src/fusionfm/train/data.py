@@ -142,6 +142,66 @@ class TaskData:
         return [self.sample(batch_size, generator) for _ in range(count)]
 
 
+JOINT = "joint"
+"""Name of the joint (all tasks at once) training stage's task (the ``joint`` ablation)."""
+
+
+@dataclass
+class TaskMixture:
+    """Several tasks' training pairs drawn together (joint multi-task training).
+
+    Attributes:
+        parts: one :class:`TaskData` per task, each task at most once.
+    """
+
+    parts: list[TaskData]
+
+    def __post_init__(self) -> None:
+        if not self.parts:
+            raise InputError("TaskMixture: no task data")
+        tasks = [part.task for part in self.parts]
+        if len(set(tasks)) != len(tasks):
+            raise InputError(f"TaskMixture: a task appears twice in {tasks}")
+
+    @property
+    def task(self) -> str:
+        """Always :data:`JOINT`."""
+        return JOINT
+
+    @property
+    def tasks(self) -> list[str]:
+        """The mixed tasks, in order."""
+        return [part.task for part in self.parts]
+
+    def __len__(self) -> int:
+        return sum(len(part) for part in self.parts)
+
+    def sample_with_tasks(
+        self, batch_size: int, generator: torch.Generator, crop: int | None = None
+    ) -> tuple[Batch, list[str]]:
+        """Random crops whose task is drawn uniformly per item (tasks weigh equally, whatever
+        their number of pairs).
+
+        Returns:
+            tuple[Batch, list[str]]: the batch as :meth:`TaskData.sample`, items grouped by task
+            in :attr:`tasks` order, and the task of every item.
+        """
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        picks = torch.randint(len(self.parts), (batch_size,), generator=generator)
+        counts = torch.bincount(picks, minlength=len(self.parts)).tolist()
+        batches = [
+            part.sample(count, generator, crop)
+            for part, count in zip(self.parts, counts, strict=True)
+            if count
+        ]
+        batch = {field: torch.cat([b[field] for b in batches]) for field in FIELDS}
+        tasks = [
+            part.task for part, count in zip(self.parts, counts, strict=True) for _ in range(count)
+        ]
+        return batch, tasks
+
+
 def _pad_to(x: Tensor, size: int) -> Tensor:
     """Pad (1, H, W) by edge replication on the bottom/right to at least ``size`` x ``size``."""
     pad_h, pad_w = max(0, size - x.shape[-2]), max(0, size - x.shape[-1])
@@ -265,9 +325,11 @@ def load_test_pairs(
 
 __all__ = [
     "FIELDS",
+    "JOINT",
     "Batch",
     "DatasetDirs",
     "TaskData",
+    "TaskMixture",
     "EvalPair",
     "load_task_data",
     "load_test_pairs",

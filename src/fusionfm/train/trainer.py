@@ -19,6 +19,11 @@ uninterrupted run (on the CPU; CUDA kernels are not bitwise deterministic).
 After the last step the diagonal Fisher of this task (``fisher_batches`` batches of its own
 crops) is added to the EWC state with the new weights as anchor, ``replay_capacity`` crops of this
 task are offered to the replay reservoir, and model, EWC and replay files are written.
+
+With a :class:`~fusionfm.train.data.TaskMixture` (the ``joint`` ablation: every task at once)
+each current-task item's task is drawn uniformly, and the Fisher and the replay items cover all
+of its tasks. The loss points logged every ``log_every`` steps are also returned (and kept in the
+train state across a resume) as :attr:`TrainResult.history`.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from fusionfm.loss import flow_matching_loss
 from fusionfm.models import TASK_INDEX, FusionUNet, UNetConfig
 from fusionfm.path import START_MODES, StraightPath, start_image
 from fusionfm.train import checkpoint as ckpt
-from fusionfm.train.data import FIELDS, Batch, TaskData
+from fusionfm.train.data import FIELDS, Batch, TaskData, TaskMixture
 
 _LOG = logging.getLogger(__name__)
 
@@ -190,6 +195,7 @@ class TrainResult:
     final_loss: float
     seconds: float
     steps_per_s: float
+    history: list[dict[str, float]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,7 +273,7 @@ def _task_id(task: str | int) -> int:
 
 
 def make_batch(
-    data: TaskData,
+    data: TaskData | TaskMixture,
     replay: ReplayBuffer | None,
     config: TrainConfig,
     generator: torch.Generator,
@@ -281,8 +287,7 @@ def make_batch(
     n_rep = 0
     if replay is not None and config.replay_capacity > 0 and replay.tasks:
         n_rep = num_replay(config.batch_size, config.replay_ratio)
-    batch = data.sample(config.batch_size - n_rep, generator, config.crop)
-    ids = [TASK_INDEX[data.task]] * (config.batch_size - n_rep)
+    batch, ids = _sample_current(data, config.batch_size - n_rep, generator, config.crop)
     if n_rep:
         drawn = replay.sample(n_rep, generator=generator)  # type: ignore[union-attr]
         for name in FIELDS:
@@ -291,6 +296,16 @@ def make_batch(
         ids += [_task_id(task) for task, _ in drawn]
     _add_start_and_time(batch, config, generator)
     return batch, torch.tensor(ids, dtype=torch.long)
+
+
+def _sample_current(
+    data: TaskData | TaskMixture, count: int, generator: torch.Generator, crop: int
+) -> tuple[Batch, list[int]]:
+    """``count`` crops of the task(s) being learned and their task ids."""
+    if isinstance(data, TaskMixture):
+        batch, tasks = data.sample_with_tasks(count, generator, crop)
+        return batch, [TASK_INDEX[task] for task in tasks]
+    return data.sample(count, generator, crop), [TASK_INDEX[data.task]] * count
 
 
 def _add_start_and_time(batch: Batch, config: TrainConfig, generator: torch.Generator) -> None:
@@ -371,7 +386,7 @@ def default_state_path(out_checkpoint: PathLike) -> Path:
 
 def train_task(
     task: str,
-    data: TaskData,
+    data: TaskData | TaskMixture,
     config: TrainConfig,
     previous: PathLike | None,
     out_checkpoint: PathLike,
@@ -387,8 +402,8 @@ def train_task(
     """Train the student on one task and write model, EWC and replay files.
 
     Args:
-        task: the task being learned (``data.task``).
-        data: its training pairs.
+        task: the task being learned (``data.task``; ``"joint"`` for a :class:`TaskMixture`).
+        data: its training pairs (or several tasks' pairs, drawn together).
         config: hyperparameters.
         previous: the previous stage's model checkpoint (``None`` for the first task): its
             weights initialize the model.
@@ -425,13 +440,14 @@ def train_task(
 
     prev_payload, ewc, replay = _load_previous(previous, previous_ewc, previous_replay, config)
     tasks_before = list(prev_payload["tasks"]) if prev_payload else []
-    tasks = [*tasks_before, task]
+    tasks = [*tasks_before, *(data.tasks if isinstance(data, TaskMixture) else [task])]
     torch.manual_seed(config.seed)
     model = (
         ckpt.model_from_payload(prev_payload, str(previous))
         if prev_payload
         else FusionUNet(config.model)
     )
+    model.flow_start = config.start
     model.to(device).train()
     ewc.to(device)
     optimizer = torch.optim.AdamW(
@@ -441,6 +457,7 @@ def train_task(
     config_dict = config.to_dict()
 
     start_step = 0
+    history: list[dict[str, float]] = []  # one point per log_every steps
     if resume_from is not None and Path(resume_from).is_file():
         state = ckpt.load_checkpoint(resume_from, ckpt.TRAIN_STATE)
         if state.get("task") != task or state.get("train_config") != config_dict:
@@ -456,6 +473,7 @@ def train_task(
             scaler.load_state_dict(state["scaler"])
         _set_rng_state(generator, state["rng"])
         start_step = int(state["step"])
+        history = [dict(point) for point in state.get("history", [])]
         _LOG.info("task %s: resuming from %s at step %d", task, resume_from, start_step)
 
     def save_state(step: int) -> None:
@@ -466,6 +484,7 @@ def train_task(
             scaler=scaler.state_dict() if scaler.is_enabled() else {},
             rng=_rng_state(generator),
             previous=str(previous) if previous else None,
+            history=history,
         )
         ckpt.save_checkpoint(state_path, payload)
 
@@ -495,16 +514,12 @@ def train_task(
         scaler.update()
         done = step + 1
         recent = [*recent, fm_value][-config.log_every :]
-        if tracker is not None and (done % config.log_every == 0 or done == config.steps):
-            tracker.log_metrics(
-                {
-                    "train/loss": loss_value,
-                    "train/fm_loss": fm_value,
-                    "train/ewc": ewc_value,
-                    "train/lr": lr,
-                },
-                step=done,
-            )
+        if done % config.log_every == 0 or done == config.steps:
+            point = {"train/loss": loss_value, "train/fm_loss": fm_value, "train/ewc": ewc_value}
+            point["train/lr"] = lr
+            history.append({"step": float(done), **point})
+            if tracker is not None:
+                tracker.log_metrics(point, step=done)
         if checkpoint_every and done % checkpoint_every == 0 and done < config.steps:
             save_state(done)
     seconds = time.perf_counter() - began
@@ -514,14 +529,14 @@ def train_task(
     fisher_gen = torch.Generator().manual_seed(config.seed + 1)
     fisher_batches = []
     for _ in range(config.fisher_batches):
-        fb = data.sample(config.batch_size, fisher_gen, config.crop)
+        fb, fb_ids = _sample_current(data, config.batch_size, fisher_gen, config.crop)
         _add_start_and_time(fb, config, fisher_gen)
-        fisher_batches.append(fb)
-    ids = torch.full((config.batch_size,), TASK_INDEX[task], dtype=torch.long)
-    ewc.consolidate(model, fisher_batches, lambda m, b: batch_loss(m, b, ids, device))
+        fisher_batches.append((fb, torch.tensor(fb_ids, dtype=torch.long)))
+    ewc.consolidate(model, fisher_batches, lambda m, b: batch_loss(m, b[0], b[1], device))
     if config.replay_capacity > 0:
         replay_gen = torch.Generator().manual_seed(config.seed + 2)
-        replay.add(task, data.sample(config.replay_capacity, replay_gen, config.crop))
+        for part in data.parts if isinstance(data, TaskMixture) else [data]:
+            replay.add(part.task, part.sample(config.replay_capacity, replay_gen, config.crop))
 
     ckpt.save_checkpoint(
         out_checkpoint, ckpt.model_payload(model, task, tasks, config.steps, config_dict)
@@ -542,6 +557,7 @@ def train_task(
         final_loss=float(np.mean(recent)) if recent else float("nan"),
         seconds=seconds,
         steps_per_s=steps_run / seconds if seconds > 0 else float("nan"),
+        history=history,
     )
     if tracker is not None:
         tracker.log_metrics(

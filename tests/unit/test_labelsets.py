@@ -1,0 +1,81 @@
+"""Label sets of the data ablations: the selected teacher's outputs, or a random teacher's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fusionfm.config import resolve_variants
+from fusionfm.io import InputError, read_image, write_image
+from fusionfm.pseudolabel.labelsets import label_sources
+
+PAIRS = [f"{i:04d}" for i in range(12)]
+TEACHERS = ("average", "max_abs", "dwt")
+
+
+@pytest.fixture
+def teacher_images(tmp_path: Path) -> dict[str, Path]:
+    folders = {}
+    for value, teacher in enumerate(TEACHERS):
+        folder = tmp_path / teacher
+        for pair in PAIRS:
+            if teacher == "dwt" and pair == "0003":
+                continue  # dwt skipped this pair
+            write_image(folder / f"{pair}.png", np.full((4, 5), 10 * value, np.uint8))
+        folders[teacher] = folder
+    return folders
+
+
+def _selection() -> pd.DataFrame:
+    rows = [
+        {"pair": p, "status": "rejected" if p == "0005" else "selected", "teacher": "max_abs"}
+        for p in PAIRS
+    ]
+    rows[2]["teacher"] = "dwt"
+    return pd.DataFrame(rows)
+
+
+def test_selected_labels_follow_the_selection(teacher_images: dict[str, Path]) -> None:
+    manifest = pd.DataFrame({"pair": PAIRS})
+    chosen = label_sources("selected", manifest, _selection(), teacher_images, "d")
+    assert sorted(chosen) == [p for p in PAIRS if p != "0005"]  # rejected: no label
+    assert chosen["0002"] == teacher_images["dwt"] / "0002.png"
+    assert chosen["0000"] == teacher_images["max_abs"] / "0000.png"
+    assert read_image(chosen["0002"]).max() == 20
+
+
+def test_random_labels_cover_every_pair_and_are_seeded(teacher_images: dict[str, Path]) -> None:
+    manifest = pd.DataFrame({"pair": PAIRS})
+    first = label_sources("random", manifest, _selection(), teacher_images, "d", seed=0)
+    again = label_sources("random", manifest, _selection(), teacher_images, "d", seed=0)
+    other = label_sources("random", manifest, _selection(), teacher_images, "d", seed=1)
+    assert first == again and first != other
+    assert sorted(first) == PAIRS  # no rejection without selection
+    assert first["0003"].parent != teacher_images["dwt"]  # only teachers with an output
+    assert len({path.parent for path in first.values()}) == 3  # all teachers drawn (12 pairs)
+
+
+def test_missing_selected_output_and_unknown_kind(teacher_images: dict[str, Path]) -> None:
+    selection = _selection()
+    selection.loc[3, "teacher"] = "dwt"  # dwt has no output for 0003
+    manifest = pd.DataFrame({"pair": PAIRS})
+    with pytest.raises(InputError, match=r"dwt.*0003\.png|0003\.png.*missing"):
+        label_sources("selected", manifest, selection, teacher_images, "d")
+    with pytest.raises(InputError, match="unknown label set"):
+        label_sources("best", manifest, selection, teacher_images, "d")
+
+
+def test_variants_get_defaults_and_bad_ones_are_named() -> None:
+    variants = resolve_variants(
+        {"ablations": {"variants": {"joint": {"schedule": "joint"}, "x": {"train": {"lr": 1}}}}}
+    )
+    assert list(variants) == ["main", "joint", "x"]
+    assert variants["main"] == {"train": {}, "labels": "refined", "schedule": "sequential"}
+    assert variants["joint"]["labels"] == "refined" and variants["x"]["train"] == {"lr": 1}
+    with pytest.raises(InputError, match="ablations.variants.bad"):
+        resolve_variants({"ablations": {"variants": {"bad": {"label": "random"}}}})
+    with pytest.raises(InputError, match="schedule"):
+        resolve_variants({"ablations": {"variants": {"bad": {"schedule": "mixed"}}}})
