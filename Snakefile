@@ -25,7 +25,6 @@ localrules:
     compare_ablations,
     report,
     download_dataset,
-    mlflow_parent,
 
 
 rule all:

@@ -29,7 +29,7 @@ def create_parent_run(
     enabled: bool = True,
     experiment: str = "fusionfm",
 ) -> None:
-    """Rule ``mlflow_parent``: get or create the parent run and record it in ``parent_json``.
+    """The workflow's ``onstart``: get or create the parent run and record it in ``parent_json``.
 
     With tracking disabled the file still appears (``{"enabled": false}``), so the DAG is the
     same either way.

@@ -1,7 +1,7 @@
 """Many parallel Snakemake jobs tracking at once lose no MLflow run, on either tracking store.
 
 The tiny config up to selection is about 30 jobs (4 datasets x (prepare, teachers, scores,
-selection) and ``mlflow_parent``); with ``--cores 8`` and one thread per job, up to eight jobs
+selection); with ``--cores 8`` and one thread per job, up to eight jobs
 create, log to and finish their child runs at the same time, against
 
 * an ``mlflow server`` (``MLFLOW_TRACKING_URI=http://127.0.0.1:PORT``), the cluster setup, and
@@ -59,8 +59,7 @@ def test_parallel_jobs_lose_no_run(store: str, tmp_path: Path, request) -> None:
     )
     log = result.stdout + result.stderr
     jobs = executed_jobs(log)
-    assert jobs.count("mlflow_parent") == 1
-    computed = sorted(job for job in jobs if job != "mlflow_parent")
+    computed = sorted(jobs)
     assert len(computed) >= 20 and len(set(computed)) == len(computed), computed
 
     parent, children = child_runs(tracking_uri, tmp_path / "results" / "mlflow" / "parent.json")

@@ -1,7 +1,7 @@
 """The real workflow submitted through ``profiles/slurm`` to a SLURM cluster on this machine.
 
 One tiny dataset with two teachers, up to its selection (prepare -> 2 teachers -> scores ->
-selection: five sbatch jobs, ``mlflow_parent`` runs locally), tracked on an ``mlflow server``
+selection: five sbatch jobs), tracked on an ``mlflow server``
 as on a cluster. The jobs must really have gone through SLURM (snakemake's submission
 messages, their SLURM logs, squeue's record of each job, and the ``slurm.job_id`` of each MLflow
 child run), and the result tables must equal those of a local run of the same target.
@@ -96,10 +96,9 @@ def test_slurm_profile_runs_jobs_on_slurm_with_local_results(
     )
     log = result.stdout + result.stderr
 
-    # Five jobs were submitted with sbatch; mlflow_parent (a localrule) was not.
+    # Five jobs were submitted with sbatch (the parent run is made by snakemake itself, onstart).
     submitted = {int(job_id): Path(slurm_log) for job_id, slurm_log in SUBMITTED.findall(log)}
     assert len(submitted) == 5, log
-    assert "localrule mlflow_parent:" in log
     rules = sorted(p.relative_to(on_slurm / "logs" / "slurm").parts[0] for p in submitted.values())
     assert rules == sorted(
         ["rule_prepare_dataset", "rule_score_pseudolabels", "rule_select_pseudolabels"]

@@ -14,7 +14,6 @@ rule download_dataset:
 rule prepare_dataset:
     input:
         unpack(dataset_inputs),
-        parent_run=ancient(PARENT_RUN),
     output:
         manifest="results/datasets/{dataset}/manifest.parquet",
         images=directory("results/datasets/{dataset}/images"),
@@ -28,6 +27,7 @@ rule prepare_dataset:
         mem_mb=4000,
         runtime=60,
     params:
+        parent_run=PARENT_RUN,
         spec=dataset_spec,
         split=dataset_split,
         mlflow=config["mlflow"],

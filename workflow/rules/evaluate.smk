@@ -6,7 +6,6 @@ rule evaluate_student:
         ),
         scores=expand("results/scores/{dataset}.parquet", dataset=TRAINED_DATASETS),
         labels=variant_labels,
-        parent_run=ancient(PARENT_RUN),
     output:
         table="results/evaluate/{variant}/eval.parquet",
         forgetting="results/evaluate/{variant}/forgetting.parquet",
@@ -26,6 +25,7 @@ rule evaluate_student:
         mem_mb=8000,
         runtime=60,
     params:
+        parent_run=PARENT_RUN,
         stages=lambda wildcards: variant_stages(wildcards.variant),
         datasets=TRAINED_DATASETS,
         tasks=[DATASETS[d]["task"] for d in TRAINED_DATASETS],
@@ -42,7 +42,6 @@ rule compare_ablations:
             "results/evaluate/{variant}/forgetting.parquet", variant=VARIANTS
         ),
         summary=expand("results/evaluate/{variant}/summary.parquet", variant=VARIANTS),
-        parent_run=ancient(PARENT_RUN),
     output:
         "results/evaluate/ablations.parquet",
     log:
@@ -50,6 +49,7 @@ rule compare_ablations:
     conda:
         "../../environment.yml"
     params:
+        parent_run=PARENT_RUN,
         variants=list(VARIANTS),
         schedules=[VARIANTS[v]["schedule"] for v in VARIANTS],
         labels=[VARIANTS[v]["labels"] for v in VARIANTS],
@@ -79,7 +79,6 @@ rule report:
             "results/selection/{dataset}.parquet", dataset=TRAINED_DATASETS
         ),
         labels=expand("results/refine/{dataset}/images", dataset=TRAINED_DATASETS),
-        parent_run=ancient(PARENT_RUN),
     output:
         "results/report/index.html",
     log:
@@ -87,6 +86,7 @@ rule report:
     conda:
         "../../environment.yml"
     params:
+        parent_run=PARENT_RUN,
         datasets=TRAINED_DATASETS,
         teachers={d: sorted(TEACHERS[d]) for d in TRAINED_DATASETS},
         mlflow=config["mlflow"],

@@ -3,7 +3,6 @@ rule score_pseudolabels:
         manifest="results/datasets/{dataset}/manifest.parquet",
         images="results/datasets/{dataset}/images",
         teachers=teacher_image_dirs,
-        parent_run=ancient(PARENT_RUN),
     output:
         "results/scores/{dataset}.parquet",
     log:
@@ -17,6 +16,7 @@ rule score_pseudolabels:
         mem_mb=4000,
         runtime=60,
     params:
+        parent_run=PARENT_RUN,
         task=dataset_task,
         teachers=teacher_names,
         mlflow=config["mlflow"],
@@ -28,7 +28,6 @@ rule select_pseudolabels:
     input:
         manifest="results/datasets/{dataset}/manifest.parquet",
         scores="results/scores/{dataset}.parquet",
-        parent_run=ancient(PARENT_RUN),
     output:
         table="results/selection/{dataset}.parquet",
         report="results/selection/{dataset}.json",
@@ -42,6 +41,7 @@ rule select_pseudolabels:
         mem_mb=2000,
         runtime=30,
     params:
+        parent_run=PARENT_RUN,
         task=dataset_task,
         selection=config["selection"],
         mlflow=config["mlflow"],

@@ -5,7 +5,6 @@ rule refine_labels:
         scores="results/scores/{dataset}.parquet",
         selection="results/selection/{dataset}.parquet",
         teachers=teacher_image_dirs,
-        parent_run=ancient(PARENT_RUN),
     output:
         images=directory("results/refine/{dataset}/images"),
         table="results/refine/{dataset}.parquet",
@@ -21,6 +20,7 @@ rule refine_labels:
         mem_mb=4000,
         runtime=60,
     params:
+        parent_run=PARENT_RUN,
         task=dataset_task,
         teachers=teacher_names,
         selection=config["selection"],

@@ -3,7 +3,6 @@ rule run_teacher:
         manifest="results/datasets/{dataset}/manifest.parquet",
         images="results/datasets/{dataset}/images",
         external=teacher_external_files,
-        parent_run=ancient(PARENT_RUN),
     output:
         images=directory("results/teachers/{dataset}/{teacher}/images"),
         timing="results/teachers/{dataset}/{teacher}/timing.parquet",
@@ -18,6 +17,7 @@ rule run_teacher:
         mem_mb=4000,
         runtime=60,
     params:
+        parent_run=PARENT_RUN,
         task=dataset_task,
         spec=teacher_spec,
         mlflow=config["mlflow"],

@@ -1,11 +1,7 @@
-rule mlflow_parent:
-    output:
-        "results/mlflow/parent.json",
-    log:
-        "logs/mlflow_parent/mlflow_parent.log",
-    conda:
-        "../../environment.yml"
-    params:
-        mlflow=config["mlflow"],
-    script:
-        "../scripts/mlflow_parent.py"
+# One MLflow parent run per results tree, recorded in results/mlflow/parent.json before any job
+# runs (get or create: rerunning finds the same parent). Jobs take its path as a parameter, not as
+# an input: it is bookkeeping, and a job producing it would sit upstream of every job.
+onstart:
+    from fusionfm.stages import create_parent_run
+
+    create_parent_run(PARENT_RUN, config, **config["mlflow"])

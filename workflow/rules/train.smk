@@ -3,7 +3,6 @@ rule train_task:
         unpack(previous_task_state),
         manifests=stage_manifests,
         labels=stage_labels,
-        parent_run=ancient(PARENT_RUN),
     output:
         model="results/train/{variant}/{stage}/model.pt",
         ewc="results/train/{variant}/{stage}/ewc.pt",
@@ -21,6 +20,7 @@ rule train_task:
         mem_mb=8000,
         runtime=120,
     params:
+        parent_run=PARENT_RUN,
         task=stage_task,
         dataset_tasks=stage_dataset_tasks,
         train=variant_train_config,

@@ -13,5 +13,5 @@ with log_to_file(snakemake.log[0]):
         task_order=snakemake.params.task_order,
         out_table=snakemake.output[0],
         mlflow=snakemake.params.mlflow,
-        parent_run=snakemake.input.parent_run,
+        parent_run=snakemake.params.parent_run,
     )

@@ -19,5 +19,5 @@ with log_to_file(snakemake.log[0]):
         fused=snakemake.input.fused,
         out_html=snakemake.output[0],
         mlflow=snakemake.params.mlflow,
-        parent_run=snakemake.input.parent_run,
+        parent_run=snakemake.params.parent_run,
     )

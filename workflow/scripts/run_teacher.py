@@ -14,5 +14,5 @@ with log_to_file(snakemake.log[0]):
         out_timing=snakemake.output.timing,
         workers=snakemake.threads,
         mlflow=snakemake.params.mlflow,
-        parent_run=snakemake.input.parent_run,
+        parent_run=snakemake.params.parent_run,
     )

@@ -12,5 +12,5 @@ with log_to_file(snakemake.log[0]):
         out_table=snakemake.output[0],
         workers=snakemake.threads,
         mlflow=snakemake.params.mlflow,
-        parent_run=snakemake.input.parent_run,
+        parent_run=snakemake.params.parent_run,
     )

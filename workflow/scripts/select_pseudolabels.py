@@ -13,5 +13,5 @@ with log_to_file(snakemake.log[0]):
         out_table=snakemake.output.table,
         out_report=snakemake.output.report,
         mlflow=snakemake.params.mlflow,
-        parent_run=snakemake.input.parent_run,
+        parent_run=snakemake.params.parent_run,
     )

@@ -18,5 +18,5 @@ with log_to_file(snakemake.log[0]):
         out_replay=snakemake.output.replay,
         out_history=snakemake.output.history,
         mlflow=snakemake.params.mlflow,
-        parent_run=snakemake.input.parent_run,
+        parent_run=snakemake.params.parent_run,
     )
