@@ -328,14 +328,18 @@ def train_task(
     out_history: str | os.PathLike[str],
     mlflow: Mapping[str, Any],
     parent_run: str | os.PathLike[str] = PARENT_JSON,
+    threads: int = 1,
 ) -> None:
     """Rule ``train_task``: learn one task, starting from the previous stage (EWC + replay).
 
     ``task == "joint"`` learns every task of ``dataset_tasks`` at once, for ``steps`` times the
     number of tasks (the sequential run's total). A killed job resumes from the periodic train
-    state beside ``out_model`` on its rerun.
+    state beside ``out_model`` on its rerun. Torch uses ``threads`` CPU threads (the job's).
     """
     import pandas as pd
+    import torch
+
+    torch.set_num_threads(max(1, threads))
 
     from fusionfm.train.data import JOINT, TaskMixture, load_task_data
     from fusionfm.train.trainer import TrainConfig, default_state_path
@@ -392,8 +396,15 @@ def evaluate_student(
     parent_run: str | os.PathLike[str] = PARENT_JSON,
 ) -> None:
     """Rule ``evaluate_student``: every stage's model on every task's test split (the
-    forgetting matrix), and the final model against the teachers and the pseudo-labels."""
+    forgetting matrix), and the final model against the teachers and the pseudo-labels.
+
+    The student runs on one torch thread; ``workers`` processes compute the metrics.
+    """
+    import torch
+
     from fusionfm.evaluate import run_evaluation
+
+    torch.set_num_threads(1)
     from fusionfm.io import SCORES_SCHEMA, read_table
     from fusionfm.pseudolabel.selection import SelectionConfig
     from fusionfm.tracking import log_to_parent

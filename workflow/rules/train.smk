@@ -14,7 +14,7 @@ rule train_task:
         "benchmarks/train_task/{variant}/{stage}.tsv"
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         mem_mb=8000,

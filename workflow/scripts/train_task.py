@@ -19,4 +19,5 @@ with log_to_file(snakemake.log[0]):
         out_history=snakemake.output.history,
         mlflow=snakemake.params.mlflow,
         parent_run=snakemake.params.parent_run,
+        threads=snakemake.threads,
     )
