@@ -72,7 +72,7 @@ from fusionfm.loss import flow_matching_loss  # noqa: E402
 from fusionfm.models import FusionUNet  # noqa: E402
 from fusionfm.path import StraightPath  # noqa: E402
 from fusionfm.train.data import TaskData  # noqa: E402
-from fusionfm.train.trainer import TrainConfig, make_batch  # noqa: E402
+from fusionfm.train.trainer import TrainConfig, make_batch, optimizer_step  # noqa: E402
 
 
 def synthetic_task_data(task: str, pairs: int, height: int, width: int, crop: int) -> TaskData:
@@ -135,13 +135,7 @@ def measure(
         if ewc.active and ewc.strength > 0:
             loss = loss + ewc.penalty(model)
         float(loss.detach())  # the trainer's finiteness check reads the loss every step
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if train.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+        optimizer_step(model, optimizer, scaler, loss, train.grad_clip)
         _sync(device)
         done = time.perf_counter()
         if step >= warmup:

@@ -334,6 +334,24 @@ def batch_loss(
     return flow_matching_loss(pred, sample)
 
 
+def optimizer_step(
+    model: FusionUNet,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    loss: Tensor,
+    grad_clip: float,
+) -> None:
+    """Backward pass, optional gradient-norm clipping (``grad_clip > 0``) and one optimizer step,
+    through ``scaler`` (a no-op unless float16 mixed precision is on)."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+
+
 # ---------------------------------------------------------------------------------------------
 # previous stage
 
@@ -505,13 +523,7 @@ def train_task(
                 f"{config.steps} (flow-matching {fm_value}, ewc {ewc_value}); "
                 f"lower train.lr (now {config.lr}) or check the data"
             )
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if config.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+        optimizer_step(model, optimizer, scaler, loss, config.grad_clip)
         done = step + 1
         recent = [*recent, fm_value][-config.log_every :]
         if done % config.log_every == 0 or done == config.steps:
@@ -574,5 +586,6 @@ __all__ = [
     "batch_loss",
     "default_state_path",
     "make_batch",
+    "optimizer_step",
     "train_task",
 ]
