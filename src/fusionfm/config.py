@@ -271,6 +271,49 @@ def resolve_variants(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return variants
 
 
+FIRST_STAGE_FREE_KEYS = ("ewc_lambda", "replay_ratio")
+"""Train keys that cannot change a first training stage's model, Fisher or replay buffer: no
+earlier task exists to protect or replay."""
+
+
+def first_stage_owners(variants: Mapping[str, Mapping[str, Any]], train: Mapping[str, Any]) -> dict[str, str]:
+    """For each sequential variant, the variant whose first training stage it reuses.
+
+    Two sequential variants with the same labels and the same train settings, except for
+    :data:`FIRST_STAGE_FREE_KEYS` (and ``replay_capacity`` when the later one keeps no replay
+    items, so that it never reads the buffer), learn the identical first stage; the first of them
+    in ``variants`` order trains it once. Joint variants map to themselves.
+
+    Args:
+        variants: :func:`resolve_variants` output (its order decides the owner).
+        train: the ``train`` config section the variants' ``train`` overrides apply to.
+
+    Returns:
+        variant name -> owner variant name (itself when nothing earlier matches).
+    """
+    owners: dict[str, str] = {}
+    for name, variant in variants.items():
+        owners[name] = name
+        if variant["schedule"] != "sequential":
+            continue
+        settings = {**train, **variant["train"]}
+        for earlier, owner in owners.items():
+            other = variants[earlier]
+            if earlier == name or owner != earlier or other["schedule"] != "sequential":
+                continue
+            if other["labels"] != variant["labels"]:
+                continue
+            theirs = {**train, **other["train"]}
+            free = set(FIRST_STAGE_FREE_KEYS)
+            if int(settings.get("replay_capacity", 1)) == 0:
+                free.add("replay_capacity")
+            mine = {k: v for k, v in settings.items() if k not in free}
+            if mine == {k: v for k, v in theirs.items() if k not in free}:
+                owners[name] = earlier
+                break
+    return owners
+
+
 def _check_modalities(where: str, modalities: Any) -> None:
     if not isinstance(modalities, tuple) or len(modalities) != 2:
         raise InputError(

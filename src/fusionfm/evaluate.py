@@ -529,6 +529,7 @@ def run_evaluation(
                     selection_config,
                     include_references=final,
                     timing_steps=timing_steps if final else (),
+                    timing_repeats=3 if final else 1,  # earlier stages' timings are not reported
                     workers=workers,
                     device=device,
                     progress=progress,

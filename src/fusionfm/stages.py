@@ -513,6 +513,7 @@ def report(
     eval_table: str | os.PathLike[str],
     forgetting: str | os.PathLike[str],
     histories: list[str],
+    history_variants: list[str],
     ablations: str | os.PathLike[str],
     datasets: list[str],
     manifests: list[str],
@@ -525,7 +526,11 @@ def report(
     mlflow: Mapping[str, Any],
     parent_run: str | os.PathLike[str] = PARENT_JSON,
 ) -> None:
-    """Rule ``report``: the HTML page of the run (``results/report/index.html``)."""
+    """Rule ``report``: the HTML page of the run (``results/report/index.html``).
+
+    ``history_variants[i]`` is the variant whose curve ``histories[i]`` belongs to (a shared first
+    stage appears once per variant that builds on it).
+    """
     import pandas as pd
 
     from fusionfm.report import build_report
@@ -537,7 +542,13 @@ def report(
         summary=pd.read_parquet(summary),
         eval_table=pd.read_parquet(eval_table),
         forgetting=pd.read_parquet(forgetting),
-        histories=pd.concat([pd.read_parquet(h) for h in histories], ignore_index=True),
+        histories=pd.concat(
+            [
+                pd.read_parquet(h).assign(variant=v)
+                for h, v in zip(histories, history_variants, strict=True)
+            ],
+            ignore_index=True,
+        ),
         ablations=pd.read_parquet(ablations),
         datasets=datasets,
         dataset_dirs={d: Path(m).parent for d, m in zip(datasets, manifests, strict=True)},

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fusionfm.config import resolve_variants
+from fusionfm.config import first_stage_owners, resolve_variants
 from fusionfm.io import InputError, read_image, write_image
 from fusionfm.pseudolabel.labelsets import label_sources
 
@@ -79,3 +79,34 @@ def test_variants_get_defaults_and_bad_ones_are_named() -> None:
         resolve_variants({"ablations": {"variants": {"bad": {"label": "random"}}}})
     with pytest.raises(InputError, match="schedule"):
         resolve_variants({"ablations": {"variants": {"bad": {"schedule": "mixed"}}}})
+
+
+def test_variants_that_cannot_differ_before_the_second_task_share_the_first_stage() -> None:
+    variants = resolve_variants(
+        {
+            "ablations": {
+                "variants": {
+                    "naive": {"train": {"ewc_lambda": 0, "replay_capacity": 0}},
+                    "replay_only": {"train": {"ewc_lambda": 0}},
+                    "more_replay": {"train": {"replay_ratio": 0.5}},
+                    "smaller_buffer": {"train": {"replay_capacity": 8}},
+                    "other_lr": {"train": {"lr": 0.1}},
+                    "no_refiner": {"labels": "selected"},
+                    "no_refiner_naive": {"labels": "selected", "train": {"ewc_lambda": 0}},
+                    "joint": {"schedule": "joint"},
+                }
+            }
+        }
+    )
+    owners = first_stage_owners(variants, {"lr": 0.01, "ewc_lambda": 1000, "replay_capacity": 64})
+    assert owners == {
+        "main": "main",
+        "naive": "main",  # no buffer read, so its capacity does not matter
+        "replay_only": "main",
+        "more_replay": "main",
+        "smaller_buffer": "smaller_buffer",  # a smaller buffer would hold other items
+        "other_lr": "other_lr",
+        "no_refiner": "no_refiner",  # other labels
+        "no_refiner_naive": "no_refiner",
+        "joint": "joint",
+    }

@@ -1,6 +1,6 @@
 from snakemake.utils import validate
 
-from fusionfm.config import resolve_datasets, resolve_variants
+from fusionfm.config import first_stage_owners, resolve_datasets, resolve_variants
 from fusionfm.teacher.plan import resolve_teachers, teacher_input_files
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
@@ -16,6 +16,8 @@ STAGES = [
 ]  # sequential training stages, e.g. 00_ivf, 01_mif, ...
 VARIANTS = resolve_variants(config)  # name -> {train overrides, labels, schedule}
 JOINT_STAGE = "00_joint"  # the single stage of a `schedule: joint` variant
+# Sequential variants that cannot differ before the second task train the first stage once.
+FIRST_STAGE_OWNER = first_stage_owners(VARIANTS, config["train"])
 
 
 wildcard_constraints:
@@ -139,17 +141,22 @@ def variant_train_config(wildcards):
     return {**config["train"], **VARIANTS[wildcards.variant]["train"]}
 
 
+def stage_dir(variant, stage):
+    """Where a variant's stage is trained (the first stage may be another variant's)."""
+    first = stage == variant_stages(variant)[0]
+    return f"results/train/{FIRST_STAGE_OWNER[variant] if first else variant}/{stage}"
+
+
 def variant_models(wildcards):
     return [
-        f"results/train/{wildcards.variant}/{stage}/model.pt"
+        f"{stage_dir(wildcards.variant, stage)}/model.pt"
         for stage in variant_stages(wildcards.variant)
     ]
 
 
 def variant_histories(variant):
     return [
-        f"results/train/{variant}/{stage}/history.parquet"
-        for stage in variant_stages(variant)
+        f"{stage_dir(variant, stage)}/history.parquet" for stage in variant_stages(variant)
     ]
 
 
@@ -161,9 +168,14 @@ def previous_task_state(wildcards):
             f"variant {wildcards.variant!r} has no stage {wildcards.stage!r}: {stages}"
         )
     k = stages.index(wildcards.stage)
+    if k == 0 and FIRST_STAGE_OWNER[wildcards.variant] != wildcards.variant:
+        raise ValueError(
+            f"variant {wildcards.variant!r} reuses the first stage of "
+            f"{FIRST_STAGE_OWNER[wildcards.variant]!r}"
+        )
     if k == 0:
         return {}
-    previous = f"results/train/{wildcards.variant}/{stages[k - 1]}"
+    previous = stage_dir(wildcards.variant, stages[k - 1])
     return {
         "ckpt": f"{previous}/model.pt",
         "ewc": f"{previous}/ewc.pt",

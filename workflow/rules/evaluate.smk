@@ -89,6 +89,7 @@ rule report:
         parent_run=PARENT_RUN,
         datasets=TRAINED_DATASETS,
         teachers={d: sorted(TEACHERS[d]) for d in TRAINED_DATASETS},
+        history_variants=[v for v in VARIANTS for _ in variant_histories(v)],
         mlflow=config["mlflow"],
     script:
         "../scripts/report.py"

@@ -9,6 +9,7 @@ with log_to_file(snakemake.log[0]):
         eval_table=snakemake.input.eval,
         forgetting=snakemake.input.forgetting,
         histories=snakemake.input.histories,
+        history_variants=snakemake.params.history_variants,
         ablations=snakemake.input.ablations,
         datasets=snakemake.params.datasets,
         manifests=snakemake.input.manifests,

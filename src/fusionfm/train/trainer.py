@@ -47,7 +47,7 @@ from torch import Tensor
 from fusionfm.config import reject_unknown_keys
 from fusionfm.continual import EWCPenalty, ReplayBuffer, num_replay
 from fusionfm.io import InputError
-from fusionfm.loss import flow_matching_loss
+from fusionfm.loss import endpoint_gradient_loss, flow_matching_loss
 from fusionfm.models import TASK_INDEX, FusionUNet, UNetConfig
 from fusionfm.path import START_MODES, StraightPath, start_image
 from fusionfm.train import checkpoint as ckpt
@@ -78,6 +78,8 @@ class TrainConfig:
         crop: side of the square training crops.
         start: start image ``x_0``: ``mean``, ``max``, ``a`` or ``b``.
         noise_sigma: Gaussian noise added to ``x_0`` during training.
+        gradient_loss_weight: weight of the auxiliary
+            :func:`~fusionfm.loss.endpoint_gradient_loss` (0: plain flow matching).
         ewc_lambda: EWC strength λ (0: no penalty; the Fisher is still accumulated).
         replay_capacity: crops of each finished task kept in the replay buffer (0: no replay).
         replay_ratio: fraction of each batch drawn from the replay buffer, in [0, 1).
@@ -91,7 +93,7 @@ class TrainConfig:
 
     steps: int = 300
     batch_size: int = 8
-    lr: float = 2e-3
+    lr: float = 1e-2
     weight_decay: float = 1e-4
     warmup_steps: int = 20
     min_lr_ratio: float = 0.1
@@ -99,6 +101,7 @@ class TrainConfig:
     crop: int = 64
     start: str = "mean"
     noise_sigma: float = 0.0
+    gradient_loss_weight: float = 1.0
     ewc_lambda: float = 1000.0
     replay_capacity: int = 64
     replay_ratio: float = 0.25
@@ -123,7 +126,13 @@ class TrainConfig:
         for name in ("lr",):
             if not float(getattr(self, name)) > 0:
                 raise InputError(f"train.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("weight_decay", "grad_clip", "noise_sigma", "ewc_lambda"):
+        for name in (
+            "weight_decay",
+            "grad_clip",
+            "noise_sigma",
+            "gradient_loss_weight",
+            "ewc_lambda",
+        ):
             if not float(getattr(self, name)) >= 0:
                 raise InputError(f"train.{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
@@ -322,8 +331,12 @@ def batch_loss(
     task_ids: Tensor,
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
+    gradient_weight: float = 0.0,
 ) -> Tensor:
-    """Flow-matching loss of a prepared batch (see :func:`make_batch`), float32 scalar."""
+    """Flow-matching loss of a prepared batch (see :func:`make_batch`), float32 scalar.
+
+    With ``gradient_weight > 0``, plus that times :func:`~fusionfm.loss.endpoint_gradient_loss`.
+    """
     moved = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     sample = StraightPath().sample(moved["x_0"], moved["x_1"], moved["t"])
     context = (
@@ -331,7 +344,10 @@ def batch_loss(
     )
     with context:
         pred = model(sample.x_t, sample.t, moved["y_a"], moved["y_b"], task_ids.to(device))
-    return flow_matching_loss(pred, sample)
+    loss = flow_matching_loss(pred, sample)
+    if gradient_weight > 0:
+        loss = loss + gradient_weight * endpoint_gradient_loss(pred, sample)
+    return loss
 
 
 def optimizer_step(
@@ -513,7 +529,9 @@ def train_task(
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch, task_ids = make_batch(data, replay, config, generator)
-        fm_loss = batch_loss(model, batch, task_ids, device, amp_dtype)
+        fm_loss = batch_loss(
+            model, batch, task_ids, device, amp_dtype, config.gradient_loss_weight
+        )
         ewc_term = ewc.penalty(model) if ewc.active and ewc.strength > 0 else fm_loss.new_zeros(())
         loss = fm_loss + ewc_term
         loss_value, fm_value, ewc_value = (float(v.detach()) for v in (loss, fm_loss, ewc_term))
