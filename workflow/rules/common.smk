@@ -13,7 +13,7 @@ STAGES = [
     for k, task in enumerate(
         t for t in config["train"]["task_order"] if t in TASKS_WITH_LABELS
     )
-]  # sequential training stages, e.g. 00_ivf, 01_mif, ...
+]  # sequential training stages, e.g. 00_mef, 01_ivf, ...
 VARIANTS = resolve_variants(config)  # name -> {train overrides, labels, schedule}
 JOINT_STAGE = "00_joint"  # the single stage of a `schedule: joint` variant
 # Sequential variants that cannot differ before the second task train the first stage once.
@@ -156,7 +156,8 @@ def variant_models(wildcards):
 
 def variant_histories(variant):
     return [
-        f"{stage_dir(variant, stage)}/history.parquet" for stage in variant_stages(variant)
+        f"{stage_dir(variant, stage)}/history.parquet"
+        for stage in variant_stages(variant)
     ]
 
 
