@@ -39,7 +39,7 @@ def test_train_defaults_match(repo_root):
     from fusionfm.train.trainer import TrainConfig
 
     schema = _schema_defaults(repo_root, "train")
-    assert schema.pop("task_order") == ["ivf", "mif", "mef", "mff"]
+    assert schema.pop("task_order") == ["mef", "ivf", "mif", "mff"]
     assert schema.pop("model") == {}
     code = TrainConfig().to_dict()
     code.pop("model")

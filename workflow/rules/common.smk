@@ -1,6 +1,11 @@
 from snakemake.utils import validate
 
-from fusionfm.config import first_stage_owners, resolve_datasets, resolve_variants
+from fusionfm.config import (
+    first_stage_owners,
+    resolve_datasets,
+    resolve_variants,
+    sorted_keys,
+)
 from fusionfm.teacher.plan import resolve_teachers, teacher_input_files
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
@@ -137,8 +142,9 @@ def variant_labels(wildcards):
 
 
 def variant_train_config(wildcards):
-    """The train section with the variant's overrides (``main`` has none)."""
-    return {**config["train"], **VARIANTS[wildcards.variant]["train"]}
+    """The train section with the variant's overrides (``main`` has none), keys sorted so
+    that reordering a config file does not rerun training."""
+    return sorted_keys({**config["train"], **VARIANTS[wildcards.variant]["train"]})
 
 
 def stage_dir(variant, stage):
