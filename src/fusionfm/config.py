@@ -276,7 +276,9 @@ FIRST_STAGE_FREE_KEYS = ("ewc_lambda", "replay_ratio")
 earlier task exists to protect or replay."""
 
 
-def first_stage_owners(variants: Mapping[str, Mapping[str, Any]], train: Mapping[str, Any]) -> dict[str, str]:
+def first_stage_owners(
+    variants: Mapping[str, Mapping[str, Any]], train: Mapping[str, Any]
+) -> dict[str, str]:
     """For each sequential variant, the variant whose first training stage it reuses.
 
     Two sequential variants with the same labels and the same train settings, except for

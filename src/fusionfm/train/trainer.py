@@ -529,9 +529,7 @@ def train_task(
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch, task_ids = make_batch(data, replay, config, generator)
-        fm_loss = batch_loss(
-            model, batch, task_ids, device, amp_dtype, config.gradient_loss_weight
-        )
+        fm_loss = batch_loss(model, batch, task_ids, device, amp_dtype, config.gradient_loss_weight)
         ewc_term = ewc.penalty(model) if ewc.active and ewc.strength > 0 else fm_loss.new_zeros(())
         loss = fm_loss + ewc_term
         loss_value, fm_value, ewc_value = (float(v.detach()) for v in (loss, fm_loss, ewc_term))
