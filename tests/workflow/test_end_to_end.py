@@ -142,6 +142,10 @@ def test_all_runs_through_refinement_tracks_every_job_and_reruns_only_what_chang
     assert page.count("<img") >= 4 * 3 + 3 and "no_selection" in page and "data:image/png" in page
     assert "Nothing to be done" in run_snakemake(workdir, "-n", "--cores", "1", "ablations").stdout
 
+    # Rewriting the config with its keys sorted (datasets reordered, no value changed) reruns nothing.
+    _edit_config(workdir, lambda c: None)
+    assert "Nothing to be done" in run_snakemake(workdir, "-n", "--cores", "1", "all").stdout
+
     # A refiner parameter reruns refinement and the variants trained on refined labels, nothing
     # before it and not the no-refiner / no-selection variants.
     _edit_config(workdir, lambda c: c.setdefault("refiner", {}).update(tolerance=0.07))

@@ -9,6 +9,7 @@ from fusionfm.config import (
 from fusionfm.teacher.plan import resolve_teachers, teacher_input_files
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+config.update(sorted_keys(config))  # the key order of a config file never reruns a job
 DATASETS = resolve_datasets(config)
 TEACHERS = resolve_teachers(config, DATASETS)  # dataset -> teacher -> spec
 PARENT_RUN = "results/mlflow/parent.json"  # one MLflow parent run per results tree
