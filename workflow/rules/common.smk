@@ -9,7 +9,8 @@ from fusionfm.config import (
 from fusionfm.teacher.plan import resolve_teachers, teacher_input_files
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
-config.update(sorted_keys(config))  # the key order of a config file never reruns a job
+# Key order in a config file reruns nothing; the ablations keep theirs (the table's row order).
+config.update(sorted_keys({k: v for k, v in config.items() if k != "ablations"}))
 DATASETS = resolve_datasets(config)
 TEACHERS = resolve_teachers(config, DATASETS)  # dataset -> teacher -> spec
 PARENT_RUN = "results/mlflow/parent.json"  # one MLflow parent run per results tree
