@@ -81,6 +81,19 @@ def test_variants_get_defaults_and_bad_ones_are_named() -> None:
         resolve_variants({"ablations": {"variants": {"bad": {"schedule": "mixed"}}}})
 
 
+def test_variant_train_keys_and_every_variant_model_are_checked_when_resolved() -> None:
+    train = {"lr": 0.01, "ewc_lambda": 1000.0, "model": {"base_channels": 4}}
+    ablation = {"ablations": {"variants": {"x": {"train": {"ewc_lamda": 0}}}}}
+    with pytest.raises(InputError, match=r"ablations.variants.x.train: unknown key\(s\) ewc_lamda"):
+        resolve_variants({"train": train, **ablation})
+    with pytest.raises(InputError, match=r"^train.model: unknown key\(s\) base_channel "):
+        resolve_variants({"train": {**train, "model": {"base_channel": 4}}})
+    # The variant's model is the main model with the variant's overrides: depth 0 is its error.
+    deeper = {"ablations": {"variants": {"x": {"train": {"model": {"depth": 0}}}}}}
+    with pytest.raises(InputError, match=r"^ablations.variants.x.train.model.depth must be"):
+        resolve_variants({"train": train, **deeper})
+
+
 def test_variants_that_cannot_differ_before_the_second_task_share_the_first_stage() -> None:
     variants = resolve_variants(
         {

@@ -176,7 +176,7 @@ def test_resolve_teacher(tmp_path: Path) -> None:
 
 
 def test_teacher_names_for(tmp_path: Path) -> None:
-    builtins = {"average": {}, "two_scale_saliency": {"sigma": 5}, "max_abs": None}
+    builtins = {"average": {}, "two_scale_saliency": {"mean_size": 5}, "max_abs": None}
     path = str(tmp_path)
     externals = {
         "ivf_only": {"kind": "precomputed", "path": path, "tasks": ["ivf"]},
@@ -198,6 +198,11 @@ def test_teacher_names_for(tmp_path: Path) -> None:
     ]
     with pytest.raises(InputError, match="'average'"):
         teacher_names_for("ivf", builtins, {"average": externals["anywhere"]}, "tiny")
+    misspelt = {**builtins, "two_scale_saliency": {"mean_sise": 5}}
+    with pytest.raises(
+        InputError, match="unknown parameter\\(s\\) 'mean_sise'; accepted: mean_size"
+    ):
+        teacher_names_for("ivf", misspelt, externals, "tiny")
     with pytest.raises(InputError, match="'guided_filter'"):  # a built-in not listed still clashes
         teacher_names_for("ivf", {}, {"guided_filter": externals["anywhere"]}, "tiny")
     with pytest.raises(InputError, match="unknown teacher 'nope'"):

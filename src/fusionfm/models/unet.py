@@ -10,126 +10,16 @@ multiple of ``2**depth`` and the output is cropped back: any image size works.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fusionfm.config import TASKS, reject_unknown_keys
+from fusionfm.config import TASKS, UNetConfig
 from fusionfm.io import InputError
 
 TASK_INDEX: dict[str, int] = {task: index for index, task in enumerate(TASKS)}
 """Index of each fusion task in the task embedding: ``{"ivf": 0, "mif": 1, "mef": 2, "mff": 3}``."""
-
-
-@dataclass
-class UNetConfig:
-    """Architecture of :class:`FusionUNet`.
-
-    Attributes:
-        base_channels: channels at full resolution.
-        depth: number of 2x downsamplings; the network's stride is ``2**depth``.
-        channel_mults: channel multiplier of each of the ``depth + 1`` resolution levels; empty
-            means ``min(2**level, max_channel_mult)``, i.e. (1, 2, 4, 8) for depth 3: cheap
-            full-resolution levels, capacity where the pixels are few.
-        max_channel_mult: cap of the default multipliers.
-        num_res_blocks: residual blocks per level in the encoder and in the decoder.
-        num_mid_blocks: residual blocks at the lowest resolution, between encoder and decoder.
-        time_dim: size of the sinusoidal time features.
-        emb_dim: size of the combined time + task embedding; 0 means ``4 * base_channels``.
-        num_tasks: number of task embeddings.
-        in_channels: conditioning image channels besides ``x_t`` (``y_a`` and ``y_b``: 2).
-        out_channels: channels of ``x_t`` and of the predicted velocity.
-        max_groups: upper bound of GroupNorm groups (the largest divisor of the channels up to it).
-        time_scale: ``t`` in [0, 1] is multiplied by this before the sinusoidal features.
-        dropout: dropout inside residual blocks.
-        gated_output: predict a gate ``g`` and a residual ``r`` per pixel and return the velocity
-            ``g * (y_a - y_b) + r``: choosing or weighting the sources locally (what most fusion
-            labels do) is then a smooth map instead of a product the network must build.
-    """
-
-    base_channels: int = 8
-    depth: int = 3
-    channel_mults: tuple[int, ...] = ()
-    max_channel_mult: int = 8
-    num_res_blocks: int = 1
-    num_mid_blocks: int = 1
-    time_dim: int = 32
-    emb_dim: int = 0
-    num_tasks: int = len(TASKS)
-    in_channels: int = 2
-    out_channels: int = 1
-    max_groups: int = 8
-    time_scale: float = 1000.0
-    dropout: float = 0.0
-    gated_output: bool = True
-
-    def __post_init__(self) -> None:
-        self.channel_mults = tuple(int(m) for m in self.channel_mults)
-        positive = ("base_channels", "depth", "max_channel_mult", "num_res_blocks", "time_dim")
-        positive += ("num_mid_blocks",)
-        positive += ("num_tasks", "in_channels", "out_channels", "max_groups")
-        for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"model.{name} must be a positive integer, got {value!r}")
-        if self.time_dim % 2:
-            raise InputError(f"model.time_dim must be even, got {self.time_dim}")
-        if self.emb_dim < 0:
-            raise InputError(f"model.emb_dim must be >= 0, got {self.emb_dim}")
-        if self.channel_mults and len(self.channel_mults) != self.depth + 1:
-            raise InputError(
-                f"model.channel_mults needs depth + 1 = {self.depth + 1} entries, got "
-                f"{list(self.channel_mults)}"
-            )
-        if any(m < 1 for m in self.channel_mults):
-            raise InputError(
-                f"model.channel_mults must be positive, got {list(self.channel_mults)}"
-            )
-        if not isinstance(self.gated_output, bool):
-            raise InputError(f"model.gated_output must be true or false, got {self.gated_output!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise InputError(f"model.dropout must be in [0, 1), got {self.dropout}")
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> UNetConfig:
-        """Build from the ``model`` config section; missing keys take the defaults.
-
-        Raises:
-            InputError: an unknown key or a bad value.
-        """
-        d = dict(d or {})
-        reject_unknown_keys("model", d, [f.name for f in fields(cls)])
-        if "channel_mults" in d:
-            d["channel_mults"] = tuple(d["channel_mults"] or ())
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The configuration as plain Python values (for checkpoints and MLflow params)."""
-        out = asdict(self)
-        out["channel_mults"] = list(self.channel_mults)
-        return out
-
-    @property
-    def stride(self) -> int:
-        """The network's total downsampling factor, ``2**depth``."""
-        return 2**self.depth
-
-    @property
-    def level_channels(self) -> tuple[int, ...]:
-        """Channels of each resolution level, full resolution first (``depth + 1`` entries)."""
-        mults = self.channel_mults or tuple(
-            min(2**level, self.max_channel_mult) for level in range(self.depth + 1)
-        )
-        return tuple(self.base_channels * m for m in mults)
-
-    @property
-    def embedding_dim(self) -> int:
-        """Size of the combined time + task embedding."""
-        return self.emb_dim or 4 * self.base_channels
 
 
 def pad_to_stride(x: Tensor, stride: int) -> tuple[Tensor, tuple[int, int]]:

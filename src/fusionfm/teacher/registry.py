@@ -111,6 +111,24 @@ def get_teacher(name: str) -> Teacher:
         raise InputError(f"unknown teacher {name!r}; known teachers: {known}") from None
 
 
+def check_teacher_params(name: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``params`` as a dict, after checking that the teacher ``name`` accepts every key.
+
+    Raises:
+        InputError: no such teacher, or an unknown parameter (the message lists the accepted ones).
+    """
+    teacher = get_teacher(name)
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(teacher.defaults))
+    if unknown:
+        accepted = ", ".join(teacher.defaults) or "none"
+        raise InputError(
+            f"teacher {name!r}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
+            f"accepted: {accepted}"
+        )
+    return params
+
+
 def all_teachers(task: str | None = None) -> list[Teacher]:
     """Every registered teacher (built-in and external), in registration order.
 
@@ -168,14 +186,7 @@ def run_teacher(
         raise InputError(
             f"teacher {name!r}: sources differ in size, a is {_size(a)} and b is {_size(b)} (HxW)"
         )
-    params = dict(params or {})
-    unknown = sorted(set(params) - set(teacher.defaults))
-    if unknown:
-        accepted = ", ".join(teacher.defaults) or "none"
-        raise InputError(
-            f"teacher {name!r}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
-            f"accepted: {accepted}"
-        )
+    params = check_teacher_params(name, params)
     fused = np.asarray(teacher.fuse(a, b, task, **{**teacher.defaults, **params}))
     if fused.dtype != np.uint8 or fused.shape[:2] != a.shape[:2] or fused.ndim not in (2, 3):
         raise InputError(

@@ -41,7 +41,7 @@ from fusionfm.io import (
     write_table,
 )
 from fusionfm.teacher.external import SkippedPair, build_external_teacher, external_tasks
-from fusionfm.teacher.registry import Teacher, get_teacher, run_teacher
+from fusionfm.teacher.registry import Teacher, check_teacher_params, get_teacher, run_teacher
 from fusionfm.utils import fork_context
 
 MANIFEST_NAME = "manifest.parquet"
@@ -125,8 +125,8 @@ def teacher_names_for(
         Teacher names.
 
     Raises:
-        InputError: unknown task or built-in, or a name used both by a built-in (listed or
-            registered) and an external teacher.
+        InputError: unknown task or built-in, a built-in's unknown parameter, or a name used
+            both by a built-in (listed or registered) and an external teacher.
     """
     if task not in TASKS:
         raise InputError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
@@ -140,6 +140,7 @@ def teacher_names_for(
         teacher = get_teacher(name)
         if not teacher.builtin:
             raise InputError(f"teacher {name!r} is listed as a built-in but is not one")
+        check_teacher_params(name, builtin_config[name])
         if task in teacher.tasks:
             names.append(name)
     for name, spec in external_config.items():
