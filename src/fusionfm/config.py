@@ -314,17 +314,26 @@ class UNetConfig:
             raise InputError(f"model.dropout must be in [0, 1), got {self.dropout}")
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> UNetConfig:
+    def from_dict(cls, d: Mapping[str, Any] | None, where: str = "model") -> UNetConfig:
         """Build from the ``model`` config section; missing keys take the defaults.
+
+        Args:
+            d: the section.
+            where: its path in the config (e.g. ``train.model``), which the messages name.
 
         Raises:
             InputError: an unknown key or a bad value.
         """
         d = dict(d or {})
-        reject_unknown_keys("model", d, [f.name for f in fields(cls)])
-        if "channel_mults" in d:
-            d["channel_mults"] = tuple(d["channel_mults"] or ())
-        return cls(**d)
+        reject_unknown_keys(where, d, [f.name for f in fields(cls)])
+        try:
+            if "channel_mults" in d:
+                d["channel_mults"] = tuple(d["channel_mults"] or ())
+            return cls(**d)
+        except TypeError as error:
+            raise InputError(f"{where}: {error}") from None
+        except InputError as error:  # __post_init__ names its keys "model.<key>"
+            raise InputError(where + str(error).removeprefix("model")) from None
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as plain Python values (for checkpoints and MLflow params)."""
@@ -367,7 +376,7 @@ def resolve_variants(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         InputError: a variant named ``main``, or with an unknown key or value.
     """
     train = config.get("train") or {}
-    _check_model("train.model", train.get("model"))
+    UNetConfig.from_dict(train.get("model"), "train.model")
     variants: dict[str, dict[str, Any]] = {"main": dict(VARIANT_DEFAULTS)}
     for name, spec in (config.get("ablations", {}).get("variants") or {}).items():
         if name == "main":
@@ -378,23 +387,13 @@ def resolve_variants(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         variant = {**VARIANT_DEFAULTS, **spec, "train": dict(spec.get("train") or {})}
         if train:
             reject_unknown_keys(f"{where}.train", variant["train"], list(train))
-        _check_model(f"{where}.train.model", {**train, **variant["train"]}.get("model"))
+        UNetConfig.from_dict({**train, **variant["train"]}.get("model"), f"{where}.train.model")
         if variant["labels"] not in ("refined", "selected", "random"):
             raise InputError(f"ablations.variants.{name}.labels: unknown {variant['labels']!r}")
         if variant["schedule"] not in ("sequential", "joint"):
             raise InputError(f"ablations.variants.{name}.schedule: unknown {variant['schedule']!r}")
         variants[name] = variant
     return variants
-
-
-def _check_model(where: str, model: Mapping[str, Any] | None) -> None:
-    try:
-        UNetConfig.from_dict(model)
-    except (InputError, TypeError) as error:
-        message = str(error)  # UNetConfig names its keys "model...."; name the config's path
-        raise InputError(
-            where + message[5:] if message.startswith("model") else f"{where}: {message}"
-        ) from None
 
 
 FIRST_STAGE_FREE_KEYS = ("ewc_lambda", "replay_ratio")

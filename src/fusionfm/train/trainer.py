@@ -157,7 +157,7 @@ class TrainConfig:
         """
         d = dict(d or {})
         reject_unknown_keys("train", d, [f.name for f in fields(cls)])
-        d["model"] = UNetConfig.from_dict(d.get("model"))
+        d["model"] = UNetConfig.from_dict(d.get("model"), "train.model")
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
