@@ -268,6 +268,14 @@ class UNetConfig:
         gated_output: predict a gate ``g`` and a residual ``r`` per pixel and return the velocity
             ``g * (y_a - y_b) + r``: choosing or weighting the sources locally (what most fusion
             labels do) is then a smooth map instead of a product the network must build.
+        bounded_gate: squash the gate to ``0.5 * tanh(g)``. From the mean start the endpoint
+            ``(y_a + y_b) / 2 + g * (y_a - y_b)`` then stays between the two sources, and taking
+            one source whole (``g = +-1/2``) is a saturation rather than a value the network must
+            hit exactly: no overshoot (ringing) at the borders of a choice map.
+        sharpness_features: also condition on each source's local sharpness (the
+            gradient magnitude averaged over a small window, see
+            :func:`fusionfm.models.unet.local_sharpness`): which source is in focus or carries
+            the detail is then read off the input instead of being learned from scratch.
     """
 
     base_channels: int = 8
@@ -285,6 +293,8 @@ class UNetConfig:
     time_scale: float = 1000.0
     dropout: float = 0.0
     gated_output: bool = True
+    bounded_gate: bool = True
+    sharpness_features: bool = True
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
@@ -308,8 +318,9 @@ class UNetConfig:
             raise InputError(
                 f"model.channel_mults must be positive, got {list(self.channel_mults)}"
             )
-        if not isinstance(self.gated_output, bool):
-            raise InputError(f"model.gated_output must be true or false, got {self.gated_output!r}")
+        for name in ("gated_output", "bounded_gate", "sharpness_features"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"model.{name} must be true or false, got {getattr(self, name)!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"model.dropout must be in [0, 1), got {self.dropout}")
 

@@ -99,3 +99,28 @@ def test_refuses_weights_of_another_shape(tmp_path: Path) -> None:
     save_checkpoint(path, payload)
     with pytest.raises(InputError, match="weights do not fit"):
         load_model(path)
+
+
+def test_checkpoint_from_before_the_sharpness_and_gate_options_loads_as_it_was(
+    tmp_path: Path,
+) -> None:
+    legacy = UNetConfig(
+        base_channels=8,
+        depth=2,
+        time_dim=8,
+        max_groups=4,
+        bounded_gate=False,
+        sharpness_features=False,
+    )
+    torch.manual_seed(0)
+    model = FusionUNet(legacy)
+    payload = model_payload(model, "ivf", ["ivf"], 5, {"steps": 5})
+    for key in ("bounded_gate", "sharpness_features"):  # absent from older model configs
+        del payload["model_config"][key]
+    save_checkpoint(tmp_path / "model.pt", payload)
+    loaded, _ = load_model(tmp_path / "model.pt")
+    assert loaded.config == legacy
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True)
+    )

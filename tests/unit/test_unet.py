@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -14,6 +16,7 @@ from fusionfm.models import (
     crop_to,
     pad_to_stride,
 )
+from fusionfm.models.unet import local_sharpness
 
 SMALL = UNetConfig(base_channels=8, depth=2, time_dim=16)
 
@@ -172,7 +175,8 @@ def test_autocast_bfloat16_cpu() -> None:
 
 
 def test_gated_output_weights_the_source_difference() -> None:
-    model = FusionUNet(UNetConfig(base_channels=8, depth=2, gated_output=True)).eval()
+    config = UNetConfig(base_channels=8, depth=2, gated_output=True, bounded_gate=False)
+    model = FusionUNet(config).eval()
     with torch.no_grad():  # constant head: gate 0.3, residual -0.1 everywhere
         model.out_conv.weight.zero_()
         model.out_conv.bias.copy_(torch.tensor([0.3, -0.1]))
@@ -183,3 +187,46 @@ def test_gated_output_weights_the_source_difference() -> None:
     torch.testing.assert_close(velocity, 0.3 * (y_a - y_b) - 0.1)
     with pytest.raises(InputError, match="gated_output"):
         UNetConfig(gated_output="yes")  # type: ignore[arg-type]
+
+
+def test_bounded_gate_is_half_tanh_and_saturates_at_one_source() -> None:
+    model = FusionUNet(UNetConfig(base_channels=8, depth=2, bounded_gate=True)).eval()
+    x_t, t, y_a, y_b, task = _inputs(2, 20, 28)
+    for raw, residual in ((0.3, -0.1), (40.0, 0.0), (-40.0, 0.0)):
+        with torch.no_grad():  # constant head: raw gate and residual everywhere
+            model.out_conv.weight.zero_()
+            model.out_conv.bias.copy_(torch.tensor([raw, residual]))
+            velocity = model(x_t, t, y_a, y_b, task)
+        gate = 0.5 * math.tanh(raw)
+        torch.testing.assert_close(velocity, gate * (y_a - y_b) + residual)
+    # A saturated gate from the mean start lands exactly on a source: (a + b) / 2 - (a - b) / 2.
+    torch.testing.assert_close((y_a + y_b) / 2 + velocity, y_b)
+    with pytest.raises(InputError, match="bounded_gate"):
+        UNetConfig(bounded_gate=1)  # type: ignore[arg-type]
+
+
+def test_local_sharpness_of_a_ramp_and_of_a_flat_image() -> None:
+    slope = 0.01  # per pixel, along the width
+    ramp = (torch.arange(32, dtype=torch.float32) * slope).expand(1, 1, 24, 32)
+    sharp = local_sharpness(ramp)
+    assert sharp.shape == ramp.shape
+    # Central differences of a ramp give the slope wherever the 3x3 and 7x7 windows stay inside
+    # the image (3 + 1 pixels from the left and right borders).
+    torch.testing.assert_close(sharp[..., 4:-4], torch.full_like(sharp[..., 4:-4], 8 * slope))
+    flat = torch.full((1, 1, 16, 16), 0.5)
+    assert local_sharpness(flat).max() < 1e-5
+
+
+def test_sharpness_features_reach_the_network() -> None:
+    with_features = FusionUNet(UNetConfig(base_channels=8, depth=2, sharpness_features=True))
+    without = FusionUNet(UNetConfig(base_channels=8, depth=2, sharpness_features=False))
+    assert with_features.in_conv.in_channels == without.in_conv.in_channels + 2
+    seen: list[torch.Tensor] = []
+    with_features.in_conv.register_forward_hook(lambda _m, args, _out: seen.append(args[0]))
+    x_t, t, y_a, y_b, task = _inputs(2, 16, 16)  # a multiple of the stride: no padding
+    with torch.no_grad():
+        with_features(x_t, t, y_a, y_b, task)
+    (inputs,) = seen
+    torch.testing.assert_close(inputs[:, :3], torch.cat([x_t, y_a, y_b], dim=1))
+    torch.testing.assert_close(inputs[:, 3:4], local_sharpness(y_a))
+    torch.testing.assert_close(inputs[:, 4:5], local_sharpness(y_b))

@@ -1,9 +1,9 @@
 """The FusionFM student: a small conditional U-Net that predicts the flow-matching velocity.
 
 Input is the concatenation ``(x_t, y_a, y_b)`` of the current point on the path and the two source
-luminances. A sinusoidal embedding of ``t`` and a learned embedding of the fusion task are summed
-and injected into every residual block as a per-channel scale and shift (FiLM) after its second
-GroupNorm. The network downsamples ``depth`` times by 2, so inputs are padded (reflect) to a
+luminances, by default with each source's local sharpness (:func:`local_sharpness`). A sinusoidal
+embedding of ``t`` and a learned embedding of the fusion task are summed and injected into every
+residual block as a per-channel scale and shift (FiLM) after its second GroupNorm. The network downsamples ``depth`` times by 2, so inputs are padded (reflect) to a
 multiple of ``2**depth`` and the output is cropped back: any image size works.
 """
 
@@ -75,6 +75,26 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tens
     )
     args = t.float()[:, None] * freqs[None, :]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+
+
+def local_sharpness(y: Tensor, window: int = 7) -> Tensor:
+    """Local sharpness of an image batch: the gradient magnitude averaged over a window.
+
+    Args:
+        y: images in [0, 1], shape (batch_size, 1, H, W).
+        window: side of the averaging window (odd).
+
+    Returns:
+        Tensor: ``8 * box_window(|grad y|)``, the gradient from central differences, borders
+        replicated; the factor 8 puts typical values near one. Shape (batch_size, 1, H, W).
+    """
+    padded = F.pad(y, (1, 1, 1, 1), mode="replicate")
+    dx = (padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]) / 2
+    dy = (padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]) / 2
+    magnitude = torch.sqrt(dx * dx + dy * dy + 1e-12)
+    half = window // 2
+    magnitude = F.pad(magnitude, (half, half, half, half), mode="replicate")
+    return 8.0 * F.avg_pool2d(magnitude, window, stride=1)
 
 
 def _num_groups(channels: int, max_groups: int) -> int:
@@ -157,7 +177,10 @@ class FusionUNet(nn.Module):
         )
         self.task_embedding = nn.Embedding(config.num_tasks, emb_dim)
 
-        self.in_conv = nn.Conv2d(config.out_channels + config.in_channels, chans[0], 3, padding=1)
+        sharpness = 2 if config.sharpness_features else 0
+        self.in_conv = nn.Conv2d(
+            config.out_channels + config.in_channels + sharpness, chans[0], 3, padding=1
+        )
 
         # Encoder: residual blocks at each level (the last output is the level's skip), then
         # downsample. Decoder: upsample, concatenate the skip, residual blocks.
@@ -246,7 +269,10 @@ class FusionUNet(nn.Module):
                 f"t and task must have shape ({batch},), got {tuple(t.shape)}, {tuple(task.shape)}"
             )
 
-        x, size = pad_to_stride(torch.cat([x_t, y_a, y_b], dim=1), self.stride)
+        inputs = [x_t, y_a, y_b]
+        if self.config.sharpness_features:
+            inputs += [local_sharpness(y_a), local_sharpness(y_b)]
+        x, size = pad_to_stride(torch.cat(inputs, dim=1), self.stride)
         emb = self.embed(t, task.long())
 
         h = self.in_conv(x)
@@ -266,6 +292,8 @@ class FusionUNet(nn.Module):
         out = crop_to(self.out_conv(F.silu(self.out_norm(h))), size)
         if self.config.gated_output:
             gate, residual = out.chunk(2, dim=1)
+            if self.config.bounded_gate:
+                gate = 0.5 * torch.tanh(gate)
             return gate * (y_a - y_b) + residual
         return out
 

@@ -103,6 +103,10 @@ def load_checkpoint(
     return payload
 
 
+LEGACY_MODEL_OPTIONS = {"bounded_gate": False, "sharpness_features": False}
+"""Values of model options missing from an older checkpoint's ``model_config``."""
+
+
 def model_payload(
     model: FusionUNet, task: str, tasks: list[str], step: int, train_config: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -125,7 +129,9 @@ def model_from_payload(payload: Mapping[str, Any], where: str = "checkpoint") ->
         InputError: a bad model config or weights that do not fit it.
     """
     try:
-        config = UNetConfig.from_dict(payload["model_config"])
+        # Checkpoints written before these options existed hold the models without them.
+        model_config = {**LEGACY_MODEL_OPTIONS, **dict(payload["model_config"])}
+        config = UNetConfig.from_dict(model_config)
         model = FusionUNet(config)
         model.load_state_dict(payload["state_dict"])
         model.flow_start = str(dict(payload.get("train_config") or {}).get("start", "mean"))

@@ -91,7 +91,7 @@ class TrainConfig:
         model: the student's architecture.
     """
 
-    steps: int = 300
+    steps: int = 200
     batch_size: int = 8
     lr: float = 1e-2
     weight_decay: float = 1e-4
