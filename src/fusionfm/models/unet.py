@@ -3,8 +3,9 @@
 Input is the concatenation ``(x_t, y_a, y_b)`` of the current point on the path and the two source
 luminances, by default with each source's local sharpness (:func:`local_sharpness`). A sinusoidal
 embedding of ``t`` and a learned embedding of the fusion task are summed and injected into every
-residual block as a per-channel scale and shift (FiLM) after its second GroupNorm. The network downsamples ``depth`` times by 2, so inputs are padded (reflect) to a
-multiple of ``2**depth`` and the output is cropped back: any image size works.
+residual block as a per-channel scale and shift (FiLM) after its second GroupNorm. The network
+downsamples ``depth`` times by 2, so inputs are padded (reflect) to a multiple of ``2**depth`` and
+the output is cropped back: any image size works.
 """
 
 from __future__ import annotations
