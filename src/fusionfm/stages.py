@@ -28,11 +28,12 @@ def create_parent_run(
     config: Mapping[str, Any],
     enabled: bool = True,
     experiment: str = "fusionfm",
+    defer: bool = True,
 ) -> None:
     """The workflow's ``onstart``: get or create the parent run and record it in ``parent_json``.
 
     With tracking disabled the file still appears (``{"enabled": false}``), so the DAG is the
-    same either way.
+    same either way. ``defer`` is not used here (the ``mlflow`` config passes it along).
     """
     from fusionfm.tracking import ensure_parent_run, tracking_enabled
 
@@ -43,6 +44,35 @@ def create_parent_run(
     with atomic_path(parent_json) as tmp:
         tmp.write_text(json.dumps({"enabled": False}) + "\n")
     log.info("tracking disabled")
+
+
+def sync_tracking(
+    parent_json: str | os.PathLike[str],
+    enabled: bool = True,
+    experiment: str = "fusionfm",
+    defer: bool = True,
+) -> str:
+    """The workflow's ``onsuccess`` and ``onerror``: log the jobs' deferred runs to MLflow.
+
+    A failure does not raise: the records stay in the journal for the next run's sync.
+
+    Returns:
+        One line for the workflow's output: what was logged, or why not.
+    """
+    from fusionfm.tracking import journal_dir, sync_journal, tracking_enabled, tracking_uri
+
+    if not tracking_enabled(enabled):
+        return "MLflow: tracking disabled"
+    try:
+        count = sync_journal(parent_json, experiment, enabled)
+    except Exception as err:
+        return (
+            f"MLflow: the job records in {journal_dir(parent_json)} were not logged ({err}); "
+            "the next run logs them"
+        )
+    if not count:
+        return "MLflow: no new job runs to log"
+    return f"MLflow: logged {count} job run(s) to {tracking_uri()}"
 
 
 def download_dataset(spec: Mapping[str, Any], dest: str | os.PathLike[str]) -> None:
@@ -101,6 +131,7 @@ def _tracked(
         params=params,
         experiment=mlflow["experiment"],
         enabled=mlflow["enabled"],
+        defer=mlflow.get("defer", False),
     )
 
 
@@ -448,7 +479,11 @@ def evaluate_student(
             tracker.log_artifact(Path(out_dir) / name)
         if variant == "main":
             log_to_parent(
-                parent_run, final, experiment=mlflow["experiment"], enabled=mlflow["enabled"]
+                parent_run,
+                final,
+                experiment=mlflow["experiment"],
+                enabled=mlflow["enabled"],
+                defer=mlflow.get("defer", False),
             )
         log.info("average forgetting %.4f\n%s", result["average_forgetting"], summary.to_string())
 

@@ -19,6 +19,13 @@ transient "database is locked"/"busy" errors are retried with backoff. For ``htt
 second lock, ``parent.json.lock`` beside ``parent.json``, so racing jobs create exactly one
 parent.
 
+Deferred tracking (``stage_run(..., defer=True)``, the workflow's default): the job imports no
+MLflow at all (about 3 CPU-s per job saved) and records what it logs in a journal file,
+``results/mlflow/journal/<id>.json`` beside ``parent.json`` (its artifacts copied to
+``<id>.files/``), written atomically when the run ends. :func:`sync_journal`, called once by the
+workflow when it ends (success or error), replays every record as a child run with its original
+start and end times, step numbers and timestamps, then deletes it.
+
 Tracking is optional: ``enabled=False`` or the environment variable ``FUSIONFM_TRACKING=0``
 yields a :class:`NoopTracker` and touches no file or database (mlflow is not even imported).
 
@@ -38,10 +45,12 @@ import logging
 import math
 import os
 import random
+import shutil
 import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -59,11 +68,14 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; mlflow is imported lazily
 
 __all__ = [
     "DEFAULT_TRACKING_URI_PATH",
+    "JournalTracker",
     "NoopTracker",
     "Tracker",
     "ensure_parent_run",
+    "journal_dir",
     "log_to_parent",
     "stage_run",
+    "sync_journal",
     "tracking_enabled",
     "tracking_uri",
 ]
@@ -79,6 +91,11 @@ ENV_TRACKING = "FUSIONFM_TRACKING"
 # MLflow's limits (mlflow.utils.validation); used as fallbacks if the import moves.
 _MAX_PARAM_VAL_LENGTH = 6000
 _MAX_TAG_VAL_LENGTH = 8000
+_MAX_METRICS_PER_BATCH = 1000
+_MAX_PARAMS_TAGS_PER_BATCH = 100
+_TAG_PARENT_RUN_ID = "mlflow.parentRunId"  # mlflow.utils.mlflow_tags, without importing mlflow
+_TAG_USER = "mlflow.user"
+JOURNAL_DIRNAME = "journal"
 _SMALL_ARTIFACT_BYTES = 50 * 1024**2
 
 _RETRY_ATTEMPTS = 12
@@ -170,7 +187,6 @@ def _config_sha256(config: Mapping[str, Any] | None) -> str | None:
     return None if config is None else config_sha256(config)
 
 
-
 def _user() -> str:
     try:
         return getpass.getuser()
@@ -206,6 +222,34 @@ def _tag_limit() -> int:
     except ImportError:  # pragma: no cover
         return _MAX_TAG_VAL_LENGTH
     return int(MAX_TAG_VAL_LENGTH)
+
+
+def _finite_metrics(metrics: Mapping[str, float], run: object) -> list[tuple[str, float]]:
+    """``(name, value)`` of the finite values; non-finite ones are skipped with a warning."""
+    kept, skipped = [], []
+    for key, value in metrics.items():
+        number = float(value)
+        if math.isfinite(number):
+            kept.append((str(key), number))
+        else:
+            skipped.append(key)
+    if skipped:
+        _LOG.warning("run %s: skipping non-finite metric values %s", run, skipped)
+    return kept
+
+
+def _dict_text(data: Mapping[str, Any], name: str) -> str:
+    """``data`` as the text of artifact ``name``: YAML for ``.yaml``/``.yml``, else JSON."""
+    if Path(name).suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        return yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False)
+    return json.dumps(data, indent=2, default=str)
+
+
+def _chunks(items: list[_T], size: int) -> Iterator[list[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 # --------------------------------------------------------------------------------------------
@@ -414,16 +458,10 @@ class Tracker:
         from mlflow.entities import Metric
 
         timestamp = int(time.time() * 1000)
-        batch = []
-        skipped = []
-        for key, value in metrics.items():
-            number = float(value)
-            if not math.isfinite(number):
-                skipped.append(key)
-                continue
-            batch.append(Metric(str(key), number, timestamp, int(step or 0)))
-        if skipped:
-            _LOG.warning("run %s: skipping non-finite metric values %s", self.run_id, skipped)
+        batch = [
+            Metric(key, value, timestamp, int(step or 0))
+            for key, value in _finite_metrics(metrics, self.run_id)
+        ]
         if not batch:
             return
         run_id = self.run_id
@@ -465,13 +503,7 @@ class Tracker:
         rel = Path(name)
         with tempfile.TemporaryDirectory(prefix="fusionfm-mlflow-") as tmp:
             file = Path(tmp) / rel.name
-            if rel.suffix.lower() in (".yaml", ".yml"):
-                import yaml
-
-                text = yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False)
-            else:
-                text = json.dumps(data, indent=2, default=str)
-            file.write_text(text, encoding="utf-8")
+            file.write_text(_dict_text(data, name), encoding="utf-8")
             parent = rel.parent.as_posix()
             self.log_artifact(file, None if parent in ("", ".") else parent)
 
@@ -527,6 +559,102 @@ class NoopTracker(Tracker):
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         return None
+
+
+def journal_dir(parent_json: Path | str) -> Path:
+    """The journal of deferred runs: ``journal/`` beside ``parent_json``."""
+    return Path(parent_json).parent / JOURNAL_DIRNAME
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class JournalTracker(Tracker):
+    """A :class:`Tracker` that records one run in the journal instead of calling MLflow.
+
+    The record (``kind``, ``run_name``, ``tags``, ``params``, ``metrics`` as ``[name, value,
+    timestamp_ms, step]``, ``status``, ``start_time``, ``end_time``) is written atomically to
+    ``<journal>/<key>.json`` by :meth:`close`; artifacts are copied at once into
+    ``<journal>/<key>.files/`` (the run's artifact tree), so later changes to the logged files do
+    not leak into the run. :func:`sync_journal` replays it. ``run_id`` is ``None`` until then.
+    """
+
+    def __init__(self, journal: Path, run_name: str, tags: Mapping[str, Any]) -> None:
+        """Start a record.
+
+        Args:
+            journal: the journal folder (:func:`journal_dir`).
+            run_name: the MLflow run name.
+            tags: the run's tags (already stringified).
+        """
+        self.run_id = None
+        self.tracking_uri = None
+        self.journal = Path(journal)
+        # time first: the sync replays records in the order the runs started
+        self.key = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.record: dict[str, Any] = {
+            "kind": "run",
+            "run_name": run_name,
+            "tags": dict(tags),
+            "params": {},
+            "metrics": [],
+            "status": "RUNNING",
+            "start_time": _now_ms(),
+            "end_time": None,
+        }
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(key={self.key!r})"
+
+    @property
+    def files_dir(self) -> Path:
+        """Where this run's artifacts wait for the sync."""
+        return self.journal / f"{self.key}.files"
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self.record["params"].update(
+            {str(key): _stringify(value, _MAX_PARAM_VAL_LENGTH) for key, value in params.items()}
+        )
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        timestamp = _now_ms()
+        self.record["metrics"] += [
+            [key, value, timestamp, int(step or 0)]
+            for key, value in _finite_metrics(metrics, self.run_name)
+        ]
+
+    def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        path = Path(path)
+        target = self.files_dir / (artifact_path or "")
+        target.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            shutil.copytree(path, target / path.name, dirs_exist_ok=True)
+        else:
+            shutil.copy2(path, target / path.name)
+
+    def log_dict(self, data: Mapping[str, Any], name: str) -> None:
+        target = self.files_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(_dict_text(data, name), encoding="utf-8")
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self.record["tags"].update(
+            {str(key): _stringify(value, _MAX_TAG_VAL_LENGTH) for key, value in tags.items()}
+        )
+
+    @property
+    def run_name(self) -> str:
+        """The MLflow run name of the record."""
+        return str(self.record["run_name"])
+
+    def close(self, status: str) -> Path:
+        """End the run with ``status`` and write the record; returns its path."""
+        self.record["status"] = status
+        self.record["end_time"] = _now_ms()
+        path = self.journal / f"{self.key}.json"
+        _write_json_atomic(path, self.record)
+        return path
 
 
 # --------------------------------------------------------------------------------------------
@@ -696,6 +824,7 @@ def log_to_parent(
     experiment: str = "fusionfm",
     enabled: bool = True,
     step: int | None = None,
+    defer: bool = False,
 ) -> None:
     """Log aggregate metrics (average accuracy, forgetting, ...) on the parent run.
 
@@ -705,8 +834,15 @@ def log_to_parent(
         experiment: experiment name, used only if the parent has to be created.
         enabled: the config switch.
         step: optional step.
+        defer: record them in the journal (a ``parent`` record) for :func:`sync_journal`.
     """
     if not tracking_enabled(enabled):
+        return
+    if defer:
+        record = JournalTracker(journal_dir(parent_json), "parent", {})
+        record.record["kind"] = "parent"
+        record.log_metrics(metrics, step=step)
+        record.close("FINISHED")
         return
     parent = ensure_parent_run(parent_json, experiment)
     Tracker(parent["run_id"], tracking_uri()).log_metrics(metrics, step=step)
@@ -725,6 +861,7 @@ def stage_run(
     experiment: str = "fusionfm",
     enabled: bool = True,
     tags: Mapping[str, Any] | None = None,
+    defer: bool = False,
 ) -> Iterator[Tracker]:
     """Open a child run for one Snakemake job under the results tree's parent run.
 
@@ -742,6 +879,8 @@ def stage_run(
         enabled: the config switch; disabled (or ``FUSIONFM_TRACKING=0``) yields a
             :class:`NoopTracker`.
         tags: extra tags.
+        defer: yield a :class:`JournalTracker` (no MLflow import, no store access; the run
+            appears in MLflow when :func:`sync_journal` replays it) instead of a live run.
 
     Yields:
         The :class:`Tracker` of the child run. On normal exit the run is marked ``FINISHED``;
@@ -751,22 +890,22 @@ def stage_run(
     if not tracking_enabled(enabled):
         yield NoopTracker()
         return
-    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_USER
-
     if os.environ.get("MLFLOW_RUN_ID"):
         _LOG.warning(
             "ignoring MLFLOW_RUN_ID=%s; stage runs are children of parent.json's run",
             os.environ["MLFLOW_RUN_ID"],
         )
-    parent = ensure_parent_run(parent_json, experiment)
-    uri = tracking_uri()
-    store = _store(uri)
     # dict(...items()) also accepts Snakemake's Namedlist of wildcards
     wildcards = {str(name): str(value) for name, value in wildcards.items()}
     run_name = "/".join([rule, *wildcards.values()])
+    parent = (
+        _read_parent_json(Path(parent_json)) or {}
+        if defer
+        else ensure_parent_run(parent_json, experiment)
+    )
     run_tags: dict[str, Any] = {
-        MLFLOW_PARENT_RUN_ID: parent["run_id"],
-        MLFLOW_USER: _user(),
+        _TAG_PARENT_RUN_ID: parent.get("run_id"),
+        _TAG_USER: _user(),
         "stage": rule,
         "snakemake.rule": rule,
         **{f"wc.{name}": value for name, value in wildcards.items()},
@@ -775,14 +914,28 @@ def stage_run(
         "slurm.job_id": os.environ.get("SLURM_JOB_ID") or None,
         **dict(tags or {}),
     }
-    limit = _tag_limit()
-    run_tags = {key: _stringify(val, limit) for key, val in run_tags.items() if val is not None}
-    experiment_id = str(parent["experiment_id"])
-    run = store.call(
-        lambda c: c.create_run(experiment_id, tags=run_tags, run_name=run_name), "create run"
-    )
-    run_id = run.info.run_id
-    tracker = Tracker(run_id, uri, run.info.artifact_uri)
+    run_tags = {
+        key: _stringify(val, _MAX_TAG_VAL_LENGTH if defer else _tag_limit())
+        for key, val in run_tags.items()
+        if val is not None
+    }
+    tracker: Tracker
+    if defer:
+        tracker = journal = JournalTracker(journal_dir(parent_json), run_name, run_tags)
+        finish: Callable[[str], object] = journal.close
+    else:
+        uri = tracking_uri()
+        store = _store(uri)
+        experiment_id = str(parent["experiment_id"])
+        run = store.call(
+            lambda c: c.create_run(experiment_id, tags=run_tags, run_name=run_name), "create run"
+        )
+        run_id = run.info.run_id
+        tracker = Tracker(run_id, uri, run.info.artifact_uri)
+
+        def finish(status: str) -> object:
+            return store.call(lambda c: c.set_terminated(run_id, status), "end run")
+
     status = "FINISHED"
     try:
         if params:
@@ -799,8 +952,106 @@ def stage_run(
         raise
     finally:
         try:
-            store.call(lambda c: c.set_terminated(run_id, status), "end run")
+            finish(status)
         except Exception:
-            _LOG.exception("could not mark MLflow run %s as %s", run_id, status)
+            _LOG.exception("could not mark MLflow run %s as %s", run_name, status)
             if status == "FINISHED":
                 raise
+
+
+# --------------------------------------------------------------------------------------------
+# the journal of deferred runs
+
+
+def sync_journal(
+    parent_json: Path | str, experiment: str = "fusionfm", enabled: bool = True
+) -> int:
+    """Replay every record of the journal beside ``parent_json`` into MLflow, then delete it.
+
+    Each ``run`` record becomes a child run of the parent run (created if missing) with its
+    recorded name, tags, params, metrics (steps and timestamps), artifacts, status and start and
+    end times; each ``parent`` record's metrics go to the parent run. Records are replayed in the
+    order their runs started. A record that fails to replay is kept (and retried by the next
+    sync) with a warning; the others go on. Holds ``journal/.sync.lock``, so two syncs of one
+    results tree do not replay a record twice.
+
+    Args:
+        parent_json: the results tree's ``parent.json``.
+        experiment: experiment name, used only if the parent has to be created.
+        enabled: the config switch; disabled (or ``FUSIONFM_TRACKING=0``): nothing is done.
+
+    Returns:
+        The number of records replayed.
+    """
+    journal = journal_dir(parent_json)
+    if not tracking_enabled(enabled) or not any(journal.glob("*.json")):
+        return 0
+    with _file_lock(journal / ".sync.lock"):
+        parent = ensure_parent_run(parent_json, experiment)
+        uri = tracking_uri()
+        replayed = 0
+        for path in sorted(journal.glob("*.json")):
+            files = path.with_suffix(".files")
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+                if record.get("kind") == "parent":
+                    _replay_metrics(_store(uri), parent["run_id"], record["metrics"])
+                else:
+                    _replay_run(uri, parent, record, files)
+            except Exception as err:  # keep the record for the next sync
+                _LOG.warning("%s: not logged to MLflow (%s); kept for the next sync", path, err)
+                continue
+            path.unlink()
+            shutil.rmtree(files, ignore_errors=True)
+            replayed += 1
+    _LOG.info("logged %d journal record(s) to MLflow (%s)", replayed, uri)
+    return replayed
+
+
+def _replay_metrics(store: _Store, run_id: str, metrics: list[list[Any]]) -> None:
+    from mlflow.entities import Metric
+
+    batch = [Metric(str(k), float(v), int(ts), int(step)) for k, v, ts, step in metrics]
+    for chunk in _chunks(batch, _MAX_METRICS_PER_BATCH):
+        store.call(lambda c, chunk=chunk: c.log_batch(run_id, metrics=chunk), "log_metrics")
+
+
+def _replay_run(
+    uri: str, parent: Mapping[str, Any], record: Mapping[str, Any], files: Path
+) -> None:
+    """One ``run`` record as a finished child run of ``parent``."""
+    from mlflow.entities import Param, RunTag
+
+    store = _store(uri)
+    tags = {
+        **record["tags"],
+        _TAG_PARENT_RUN_ID: parent["run_id"],
+        "config.sha256": record["tags"].get("config.sha256") or parent.get("config_sha256"),
+    }
+    tags = {key: value for key, value in tags.items() if value is not None}
+    experiment_id = str(parent["experiment_id"])
+    run = store.call(
+        lambda c: c.create_run(
+            experiment_id,
+            start_time=int(record["start_time"]),
+            tags=tags,
+            run_name=record["run_name"],
+        ),
+        "create run",
+    )
+    run_id = run.info.run_id
+    status = record["status"]
+    try:
+        params = [Param(k, v) for k, v in record["params"].items()]
+        for chunk in _chunks(params, _MAX_PARAMS_TAGS_PER_BATCH):
+            store.call(lambda c, chunk=chunk: c.log_batch(run_id, params=chunk), "log_params")
+        _replay_metrics(store, run_id, record["metrics"])
+        if files.is_dir() and any(files.iterdir()):
+            Tracker(run_id, uri, run.info.artifact_uri)._repo().log_artifacts(str(files))
+    except BaseException:
+        status = "FAILED"
+        store.call(lambda c: c.log_batch(run_id, tags=[RunTag("fusionfm.sync", "incomplete")]))
+        raise
+    finally:
+        end_time = int(record["end_time"] or _now_ms())
+        store.call(lambda c: c.set_terminated(run_id, status, end_time=end_time), "end run")

@@ -338,3 +338,98 @@ def test_concurrent_stage_runs_share_one_parent(workdir: Path) -> None:
             assert steps == list(range(20)), (key, steps)
         assert run.data.metrics["acc"] == pytest.approx(idx + 19 / 20)
     assert not (workdir / "mlruns").exists()
+
+
+def test_deferred_stage_run_imports_no_mlflow_and_writes_one_record(workdir: Path) -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        from fusionfm.tracking import stage_run
+
+        with stage_run("results/mlflow/parent.json", "run_teacher", {"dataset": "d"},
+                       params={"p": 1}, defer=True) as run:
+            run.log_metrics({"loss": 0.5}, step=3)
+        assert "mlflow" not in sys.modules, "a deferred run imported mlflow"
+        """
+    )
+    src = str(Path(fusionfm.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": src}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=workdir, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    records = list(tracking.journal_dir(PARENT).glob("*.json"))
+    assert len(records) == 1
+    record = json.loads(records[0].read_text())
+    assert record["run_name"] == "run_teacher/d" and record["status"] == "FINISHED"
+    assert record["metrics"][0][0::3] == ["loss", 3]  # name and step
+    assert not (workdir / "db").exists()  # the store was not touched
+
+
+def test_sync_replays_deferred_runs_as_children(workdir: Path) -> None:
+    parent = tracking.ensure_parent_run(PARENT, "exp", config={"a": 1})
+    plot = workdir / "plot.png"
+    plot.write_bytes(b"png bytes")
+    with tracking.stage_run(
+        PARENT,
+        "train_task",
+        {"variant": "main", "stage": "00_mef"},
+        params={"lr": 0.01, "long": "x" * 7000},
+        experiment="exp",
+        defer=True,
+    ) as run:
+        assert isinstance(run, tracking.JournalTracker) and run.run_id is None
+        for step in (10, 20):
+            run.log_metrics({"train/loss": 1.0 / step, "bad": float("nan")}, step=step)
+        run.set_tags({"extra": 2})
+        run.log_dict({"psnr": 30.5}, "eval/metrics.json")
+        run.log_artifact(plot)
+    plot.write_bytes(b"changed later")  # the run keeps the file as it was logged
+    with pytest.raises(RuntimeError, match="boom"):
+        with tracking.stage_run(PARENT, "evaluate_student", {}, experiment="exp", defer=True):
+            raise RuntimeError("boom")
+    tracking.log_to_parent(PARENT, {"forgetting": -0.05}, "exp", defer=True)
+    records = sorted(tracking.journal_dir(PARENT).glob("*.json"))
+    first = json.loads(records[0].read_text())
+
+    client = _client()
+    assert [r.info.run_id for r in _all_runs(client, parent["experiment_id"])] == [
+        parent["run_id"]
+    ]  # nothing in MLflow before the sync
+    assert tracking.sync_journal(PARENT, "exp") == 3
+    assert list(tracking.journal_dir(PARENT).iterdir()) == [
+        tracking.journal_dir(PARENT) / ".sync.lock"
+    ]
+    assert tracking.sync_journal(PARENT, "exp") == 0  # replayed once only
+
+    runs = {r.info.run_name: r for r in _all_runs(client, parent["experiment_id"])}
+    train = client.get_run(runs["train_task/main/00_mef"].info.run_id)
+    assert train.info.status == "FINISHED"
+    assert (train.info.start_time, train.info.end_time) == (first["start_time"], first["end_time"])
+    tags = train.data.tags
+    assert tags["mlflow.parentRunId"] == parent["run_id"]
+    assert tags["config.sha256"] == parent["config_sha256"]
+    assert tags["wc.stage"] == "00_mef" and tags["extra"] == "2"
+    assert train.data.params["lr"] == "0.01" and len(train.data.params["long"]) == 6000
+    history = client.get_metric_history(train.info.run_id, "train/loss")
+    assert sorted((m.step, m.value) for m in history) == [(10, 0.1), (20, 0.05)]
+    assert "bad" not in train.data.metrics
+    artifacts = workdir / "results/mlflow/artifacts" / train.info.run_id / "artifacts"
+    assert json.loads((artifacts / "eval/metrics.json").read_text()) == {"psnr": 30.5}
+    assert (artifacts / "plot.png").read_bytes() == b"png bytes"
+    failed = runs["evaluate_student"]
+    assert failed.info.status == "FAILED"
+    assert client.get_run(parent["run_id"]).data.metrics == {"forgetting": -0.05}
+
+
+def test_sync_keeps_a_record_it_cannot_replay(workdir: Path) -> None:
+    with tracking.stage_run(PARENT, "prepare_dataset", {"dataset": "d"}, defer=True) as run:
+        run.log_metrics({"pairs": 24})
+    journal = tracking.journal_dir(PARENT)
+    broken = journal / "00000000000000000000-1-broken.json"
+    broken.write_text('{"kind": "run", "run_name": "x"}')  # no tags, times, status
+    assert tracking.sync_journal(PARENT) == 1
+    assert sorted(p.name for p in journal.glob("*.json")) == [broken.name]
+    parent = json.loads((workdir / PARENT).read_text())
+    names = [r.info.run_name for r in _all_runs(_client(), parent["experiment_id"])]
+    assert "prepare_dataset/d" in names

@@ -5,3 +5,21 @@ onstart:
     from fusionfm.stages import create_parent_run
 
     create_parent_run(PARENT_RUN, config, **config["mlflow"])
+
+
+# With `mlflow.defer` (the default) jobs record their runs in results/mlflow/journal; they are
+# logged to MLflow here, once, whether the workflow succeeded or failed.
+onsuccess:
+    import sys
+
+    from fusionfm.stages import sync_tracking
+
+    print(sync_tracking(PARENT_RUN, **config["mlflow"]), file=sys.stderr)
+
+
+onerror:
+    import sys
+
+    from fusionfm.stages import sync_tracking
+
+    print(sync_tracking(PARENT_RUN, **config["mlflow"]), file=sys.stderr)
