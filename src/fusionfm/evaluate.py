@@ -494,6 +494,7 @@ def run_evaluation(
     workers: int = 1,
     device: str = "cpu",
     progress: bool = False,
+    timed: bool = True,
 ) -> dict[str, Any]:
     """Evaluate every stage and write the tables and figures.
 
@@ -503,6 +504,9 @@ def run_evaluation(
         datasets, scores, labels_dirs, steps, method, selection_config, timing_steps, workers,
             device, progress: as :func:`evaluate_model` (references are computed with the final
             stage; step counts are timed for the final stage only).
+        timed: time the final model: the fastest of 3 fusions per image, and every step count
+            of ``timing_steps``. ``False`` (an ablation, whose architecture the main variant
+            already timed): every fusion runs once, its time recorded as it came.
         out_dir: gets ``eval.parquet`` (:data:`EVAL_SCHEMA`), ``forgetting.parquet``,
             ``summary.parquet``, ``forgetting.png``, ``summary.png`` and ``fused/`` (the final
             model's fusions, ``<dataset>/<pair>.png``).
@@ -528,8 +532,9 @@ def run_evaluation(
                     method,
                     selection_config,
                     include_references=final,
-                    timing_steps=timing_steps if final else (),
-                    timing_repeats=3 if final else 1,  # earlier stages' timings are not reported
+                    timing_steps=timing_steps if final and timed else (),
+                    # earlier stages' timings are not reported
+                    timing_repeats=3 if final and timed else 1,
                     workers=workers,
                     device=device,
                     progress=progress,

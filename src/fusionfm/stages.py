@@ -429,7 +429,8 @@ def evaluate_student(
     """Rule ``evaluate_student``: every stage's model on every task's test split (the
     forgetting matrix), and the final model against the teachers and the pseudo-labels.
 
-    The student runs on one torch thread; ``workers`` processes compute the metrics.
+    The student runs on one torch thread; ``workers`` processes compute the metrics. Only the
+    ``main`` variant's final model is timed at every step count of ``evaluate.timing_steps``.
     """
     import torch
 
@@ -463,6 +464,7 @@ def evaluate_student(
             selection_config=SelectionConfig.from_dict(selection_config),
             timing_steps=tuple(evaluate_config["timing_steps"]),
             workers=workers,
+            timed=variant == "main",  # the ablations share its architecture
         )
         summary = result["summary"].set_index("task")
         final = {

@@ -220,3 +220,24 @@ def test_run_evaluation_writes_outputs(setup: dict, tmp_path: Path) -> None:
     assert math.isnan(out["average_forgetting"])  # one task: nothing to forget
     row = out["summary"].iloc[0]
     assert row["task"] == "mef" and np.isfinite(row["student_PSNR_gt"])
+
+
+@pytest.mark.parametrize("timed", [True, False])
+def test_run_evaluation_times_step_counts_only_when_timed(
+    setup: dict, tmp_path: Path, timed: bool
+) -> None:
+    stages = [("00_mef", setup["checkpoint"], "mef")]
+    out = run_evaluation(
+        stages,
+        setup["datasets"],
+        setup["scores"],
+        setup["labels"],
+        tmp_path,
+        steps=1,
+        timing_steps=(1, 2),
+        timed=timed,
+    )
+    metrics = set(out["eval"]["metric"])
+    assert "ms_per_image" in metrics  # every fusion's time is recorded either way
+    step_counts = {"ms_per_image@1", "ms_per_image@2"}
+    assert step_counts & metrics == (step_counts if timed else set())
