@@ -19,7 +19,7 @@ rule evaluate_student:
         "benchmarks/evaluate_student/{variant}.tsv"
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         mem_mb=8000,

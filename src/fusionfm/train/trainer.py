@@ -98,7 +98,7 @@ class TrainConfig:
     warmup_steps: int = 20
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
-    crop: int = 64
+    crop: int = 56
     start: str = "mean"
     noise_sigma: float = 0.0
     gradient_loss_weight: float = 1.0
