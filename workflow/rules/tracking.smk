@@ -11,7 +11,6 @@ onstart:
 # logged to MLflow here, once, whether the workflow succeeded or failed.
 onsuccess:
     import sys
-
     from fusionfm.stages import sync_tracking
 
     print(sync_tracking(PARENT_RUN, **config["mlflow"]), file=sys.stderr)
@@ -19,7 +18,6 @@ onsuccess:
 
 onerror:
     import sys
-
     from fusionfm.stages import sync_tracking
 
     print(sync_tracking(PARENT_RUN, **config["mlflow"]), file=sys.stderr)
