@@ -1,4 +1,5 @@
-"""The ``fusionfm`` command line: ``fusionfm metrics ...`` and ``fusionfm fuse ...``."""
+"""The ``fusionfm`` command line: ``fusionfm metrics ...``, ``fusionfm fuse ...`` and
+``fusionfm mlflow-sync``."""
 
 from __future__ import annotations
 
@@ -27,6 +28,16 @@ def _metrics_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mlflow_sync_command(args: argparse.Namespace) -> int:
+    from fusionfm.stages import PARENT_JSON, sync_tracking
+
+    experiment = args.experiment
+    if experiment is None and PARENT_JSON.is_file():
+        experiment = json.loads(PARENT_JSON.read_text(encoding="utf-8")).get("experiment")
+    print(sync_tracking(PARENT_JSON, experiment=experiment or "fusionfm"), file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fusionfm", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -51,6 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
     from fusionfm.fuse import add_fuse_command
 
     add_fuse_command(commands)
+    sync = commands.add_parser(
+        "mlflow-sync",
+        help="log the workflow's pending job records to MLflow",
+        description=(
+            "Log the job records waiting in results/mlflow/journal (written with mlflow.defer, "
+            "normally logged when the workflow ends) to MLflow now, e.g. after an interrupted "
+            "run. Run it where snakemake runs; MLFLOW_TRACKING_URI is honoured."
+        ),
+    )
+    sync.add_argument(
+        "--experiment", help="experiment for a new parent run (default: parent.json's)"
+    )
+    sync.set_defaults(handler=_mlflow_sync_command)
     return parser
 
 

@@ -433,3 +433,19 @@ def test_sync_keeps_a_record_it_cannot_replay(workdir: Path) -> None:
     parent = json.loads((workdir / PARENT).read_text())
     names = [r.info.run_name for r in _all_runs(_client(), parent["experiment_id"])]
     assert "prepare_dataset/d" in names
+
+
+def test_mlflow_sync_command_logs_pending_records(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fusionfm.cli import main
+
+    parent = tracking.ensure_parent_run(PARENT, "exp")
+    with tracking.stage_run(PARENT, "run_teacher", {"dataset": "d"}, defer=True) as run:
+        run.log_metrics({"pairs": 3})
+    assert main(["mlflow-sync"]) == 0
+    assert "logged 1 job run(s)" in capsys.readouterr().err
+    runs = _all_runs(_client(), parent["experiment_id"])  # in parent.json's experiment
+    assert sorted(r.info.run_name for r in runs) == ["parent/" + workdir.name, "run_teacher/d"]
+    assert main(["mlflow-sync"]) == 0
+    assert "no new job runs" in capsys.readouterr().err
