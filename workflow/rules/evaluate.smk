@@ -19,7 +19,7 @@ rule evaluate_student:
         "benchmarks/evaluate_student/{variant}.tsv"
     conda:
         "../../environment.yml"
-    threads: 1
+    threads: 2
     resources:
         gpu=1,
         mem_mb=8000,

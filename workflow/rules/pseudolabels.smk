@@ -11,7 +11,7 @@ rule score_pseudolabels:
         "benchmarks/score_pseudolabels/{dataset}.tsv"
     conda:
         "../../environment.yml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=4000,
         runtime=60,

@@ -15,7 +15,7 @@ rule refine_labels:
         "benchmarks/refine_labels/{dataset}.tsv"
     conda:
         "../../environment.yml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=4000,
         runtime=60,

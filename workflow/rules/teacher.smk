@@ -12,7 +12,7 @@ rule run_teacher:
         "benchmarks/run_teacher/{dataset}/{teacher}.tsv"
     conda:
         "../../environment.yml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
