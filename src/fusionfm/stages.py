@@ -28,12 +28,11 @@ def create_parent_run(
     config: Mapping[str, Any],
     enabled: bool = True,
     experiment: str = "fusionfm",
-    defer: bool = True,
 ) -> None:
     """The workflow's ``onstart``: get or create the parent run and record it in ``parent_json``.
 
     With tracking disabled the file still appears (``{"enabled": false}``), so the DAG is the
-    same either way. ``defer`` is not used here (the ``mlflow`` config passes it along).
+    same either way.
     """
     from fusionfm.tracking import ensure_parent_run, tracking_enabled
 
@@ -50,7 +49,6 @@ def sync_tracking(
     parent_json: str | os.PathLike[str],
     enabled: bool = True,
     experiment: str = "fusionfm",
-    defer: bool = True,
 ) -> str:
     """The workflow's ``onsuccess`` and ``onerror``: log the jobs' deferred runs to MLflow.
 

@@ -580,13 +580,16 @@ class JournalTracker(Tracker):
     not leak into the run. :func:`sync_journal` replays it. ``run_id`` is ``None`` until then.
     """
 
-    def __init__(self, journal: Path, run_name: str, tags: Mapping[str, Any]) -> None:
+    def __init__(
+        self, journal: Path, run_name: str, tags: Mapping[str, Any], kind: str = "run"
+    ) -> None:
         """Start a record.
 
         Args:
             journal: the journal folder (:func:`journal_dir`).
             run_name: the MLflow run name.
             tags: the run's tags (already stringified).
+            kind: ``run`` (a child run) or ``parent`` (metrics for the parent run).
         """
         self.run_id = None
         self.tracking_uri = None
@@ -594,7 +597,7 @@ class JournalTracker(Tracker):
         # time first: the sync replays records in the order the runs started
         self.key = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.record: dict[str, Any] = {
-            "kind": "run",
+            "kind": kind,
             "run_name": run_name,
             "tags": dict(tags),
             "params": {},
@@ -839,8 +842,7 @@ def log_to_parent(
     if not tracking_enabled(enabled):
         return
     if defer:
-        record = JournalTracker(journal_dir(parent_json), "parent", {})
-        record.record["kind"] = "parent"
+        record = JournalTracker(journal_dir(parent_json), "parent", {}, kind="parent")
         record.log_metrics(metrics, step=step)
         record.close("FINISHED")
         return

@@ -4,7 +4,12 @@
 onstart:
     from fusionfm.stages import create_parent_run
 
-    create_parent_run(PARENT_RUN, config, **config["mlflow"])
+    create_parent_run(
+        PARENT_RUN,
+        config,
+        config["mlflow"]["enabled"],
+        config["mlflow"]["experiment"],
+    )
 
 
 # With `mlflow.defer` (the default) jobs record their runs in results/mlflow/journal; they are
@@ -13,11 +18,19 @@ onsuccess:
     import sys
     from fusionfm.stages import sync_tracking
 
-    print(sync_tracking(PARENT_RUN, **config["mlflow"]), file=sys.stderr)
+    mlflow = config["mlflow"]
+    print(
+        sync_tracking(PARENT_RUN, mlflow["enabled"], mlflow["experiment"]),
+        file=sys.stderr,
+    )
 
 
 onerror:
     import sys
     from fusionfm.stages import sync_tracking
 
-    print(sync_tracking(PARENT_RUN, **config["mlflow"]), file=sys.stderr)
+    mlflow = config["mlflow"]
+    print(
+        sync_tracking(PARENT_RUN, mlflow["enabled"], mlflow["experiment"]),
+        file=sys.stderr,
+    )
