@@ -244,6 +244,10 @@ def reject_unknown_keys(where: str, d: Mapping[str, Any], allowed: Sequence[str]
         )
 
 
+GATES = ("leaky_clamp", "tanh", "linear")
+"""Ways to bound the student's output gate (:attr:`UNetConfig.gate`)."""
+
+
 @dataclass
 class UNetConfig:
     """Architecture of :class:`FusionUNet`.
@@ -265,13 +269,22 @@ class UNetConfig:
         max_groups: upper bound of GroupNorm groups (the largest divisor of the channels up to it).
         time_scale: ``t`` in [0, 1] is multiplied by this before the sinusoidal features.
         dropout: dropout inside residual blocks.
-        gated_output: predict a gate ``g`` and a residual ``r`` per pixel and return the velocity
-            ``g * (y_a - y_b) + r``: choosing or weighting the sources locally (what most fusion
-            labels do) is then a smooth map instead of a product the network must build.
-        bounded_gate: squash the gate to ``0.5 * tanh(g)``. From the mean start the endpoint
-            ``(y_a + y_b) / 2 + g * (y_a - y_b)`` then stays between the two sources, and taking
-            one source whole (``g = +-1/2``) is a saturation rather than a value the network must
-            hit exactly: no overshoot (ringing) at the borders of a choice map.
+        gated_output: predict a gate ``g`` per pixel and return the velocity ``g * (y_a - y_b)``
+            (plus a residual with ``gate_residual``): choosing or weighting the sources locally
+            (what most fusion labels do) is then a smooth map instead of a product the network
+            must build. ``False``: the head predicts the velocity itself.
+        gate: how the raw gate is bounded. ``leaky_clamp``: clamped to +-1/2, with a slope of
+            :data:`~fusionfm.models.unet.GATE_LEAK` beyond, so a saturated gate still learns;
+            from the mean start the endpoint ``(y_a + y_b) / 2 + g * (y_a - y_b)`` is then one
+            source exactly wherever the gate saturates (copied pixels, which the information
+            and edge metrics reward), and a later task can still move it. ``tanh``: ``0.5 *
+            tanh(g)``, which reaches a source only in the limit. ``linear``: unbounded.
+        gate_residual: add a free per-pixel residual ``r`` to the gated velocity, for labels that
+            are not a mix of the sources; off by default: with the training budget of the default
+            run its noise cost more composite than it brought.
+        task_heads: one output convolution per task, the network picking the head of each
+            sample's task (task-incremental learning: a new task trains its own head and leaves
+            the earlier ones alone); ``False``: one head shared by every task.
         sharpness_features: also condition on each source's local sharpness (the
             gradient magnitude averaged over a small window, see
             :func:`fusionfm.models.unet.local_sharpness`): which source is in focus or carries
@@ -293,7 +306,9 @@ class UNetConfig:
     time_scale: float = 1000.0
     dropout: float = 0.0
     gated_output: bool = True
-    bounded_gate: bool = True
+    gate: str = "leaky_clamp"
+    gate_residual: bool = False
+    task_heads: bool = True
     sharpness_features: bool = True
 
     def __post_init__(self) -> None:
@@ -318,9 +333,11 @@ class UNetConfig:
             raise InputError(
                 f"model.channel_mults must be positive, got {list(self.channel_mults)}"
             )
-        for name in ("gated_output", "bounded_gate", "sharpness_features"):
+        for name in ("gated_output", "gate_residual", "task_heads", "sharpness_features"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"model.{name} must be true or false, got {getattr(self, name)!r}")
+        if self.gate not in GATES:
+            raise InputError(f"model.gate must be one of {', '.join(GATES)}, got {self.gate!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"model.dropout must be in [0, 1), got {self.dropout}")
 

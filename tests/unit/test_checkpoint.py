@@ -101,22 +101,33 @@ def test_refuses_weights_of_another_shape(tmp_path: Path) -> None:
         load_model(path)
 
 
-def test_checkpoint_from_before_the_sharpness_and_gate_options_loads_as_it_was(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("legacy_options", "today"),
+    [
+        ({}, {"gate": "linear"}),  # before the gate was bounded
+        ({"bounded_gate": False}, {"gate": "linear"}),
+        ({"bounded_gate": True}, {"gate": "tanh"}),
+    ],
+)
+def test_checkpoint_from_before_the_head_options_loads_as_it_was(
+    tmp_path: Path, legacy_options: dict, today: dict
 ) -> None:
     legacy = UNetConfig(
         base_channels=8,
         depth=2,
         time_dim=8,
         max_groups=4,
-        bounded_gate=False,
+        gate_residual=True,
+        task_heads=False,
         sharpness_features=False,
+        **today,
     )
     torch.manual_seed(0)
     model = FusionUNet(legacy)
     payload = model_payload(model, "ivf", ["ivf"], 5, {"steps": 5})
-    for key in ("bounded_gate", "sharpness_features"):  # absent from older model configs
-        del payload["model_config"][key]
+    for key in ("gate", "gate_residual", "task_heads", "sharpness_features"):
+        del payload["model_config"][key]  # absent from older model configs
+    payload["model_config"].update(legacy_options)
     save_checkpoint(tmp_path / "model.pt", payload)
     loaded, _ = load_model(tmp_path / "model.pt")
     assert loaded.config == legacy

@@ -16,7 +16,7 @@ from fusionfm.models import (
     crop_to,
     pad_to_stride,
 )
-from fusionfm.models.unet import local_sharpness
+from fusionfm.models.unet import GATE_LEAK, leaky_clamp, local_sharpness
 
 SMALL = UNetConfig(base_channels=8, depth=2, time_dim=16)
 
@@ -174,12 +174,18 @@ def test_autocast_bfloat16_cpu() -> None:
     assert out.shape == x.shape and torch.isfinite(out).all()
 
 
-def test_gated_output_weights_the_source_difference() -> None:
-    config = UNetConfig(base_channels=8, depth=2, gated_output=True, bounded_gate=False)
-    model = FusionUNet(config).eval()
-    with torch.no_grad():  # constant head: gate 0.3, residual -0.1 everywhere
+def _constant_head(model: FusionUNet, values: list[float]) -> None:
+    """Make every output channel of the head a constant: ``values`` per head, every task alike."""
+    heads = model.config.num_tasks if model.config.task_heads else 1
+    with torch.no_grad():
         model.out_conv.weight.zero_()
-        model.out_conv.bias.copy_(torch.tensor([0.3, -0.1]))
+        model.out_conv.bias.copy_(torch.tensor(values * heads))
+
+
+def test_gated_output_with_residual_weights_the_source_difference() -> None:
+    config = UNetConfig(base_channels=8, depth=2, gate="linear", gate_residual=True)
+    model = FusionUNet(config).eval()
+    _constant_head(model, [0.3, -0.1])  # gate 0.3, residual -0.1 everywhere
     x_t, t, y_a, y_b, task = _inputs(2, 20, 28)
     with torch.no_grad():
         velocity = model(x_t, t, y_a, y_b, task)
@@ -187,22 +193,72 @@ def test_gated_output_weights_the_source_difference() -> None:
     torch.testing.assert_close(velocity, 0.3 * (y_a - y_b) - 0.1)
     with pytest.raises(InputError, match="gated_output"):
         UNetConfig(gated_output="yes")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="gate_residual"):
+        UNetConfig(gate_residual=1)  # type: ignore[arg-type]
 
 
-def test_bounded_gate_is_half_tanh_and_saturates_at_one_source() -> None:
-    model = FusionUNet(UNetConfig(base_channels=8, depth=2, bounded_gate=True)).eval()
+def test_ungated_output_is_the_velocity_itself() -> None:
+    model = FusionUNet(UNetConfig(base_channels=8, depth=2, gated_output=False)).eval()
+    _constant_head(model, [0.25])
     x_t, t, y_a, y_b, task = _inputs(2, 20, 28)
-    for raw, residual in ((0.3, -0.1), (40.0, 0.0), (-40.0, 0.0)):
-        with torch.no_grad():  # constant head: raw gate and residual everywhere
-            model.out_conv.weight.zero_()
-            model.out_conv.bias.copy_(torch.tensor([raw, residual]))
+    with torch.no_grad():
+        velocity = model(x_t, t, y_a, y_b, task)
+    torch.testing.assert_close(velocity, torch.full_like(x_t, 0.25))
+
+
+def test_leaky_clamp_is_exact_inside_and_leaks_one_percent_beyond() -> None:
+    x = torch.tensor([-3.0, -0.5, -0.2, 0.0, 0.4, 0.5, 2.5], requires_grad=True)
+    y = leaky_clamp(x)
+    expected = torch.tensor([-0.5 - 0.01 * 2.5, -0.5, -0.2, 0.0, 0.4, 0.5, 0.5 + 0.01 * 2.0])
+    torch.testing.assert_close(y.detach(), expected)
+    y.sum().backward()
+    assert x.grad is not None
+    torch.testing.assert_close(x.grad, torch.tensor([0.01, 1.0, 1.0, 1.0, 1.0, 1.0, 0.01]))
+    assert GATE_LEAK == 0.01
+
+
+def test_tanh_gate_is_half_tanh_and_saturates_at_one_source() -> None:
+    model = FusionUNet(UNetConfig(base_channels=8, depth=2, gate="tanh")).eval()
+    x_t, t, y_a, y_b, task = _inputs(2, 20, 28)
+    for raw in (0.3, -0.2, 40.0, -40.0):
+        _constant_head(model, [raw])
+        with torch.no_grad():
             velocity = model(x_t, t, y_a, y_b, task)
-        gate = 0.5 * math.tanh(raw)
-        torch.testing.assert_close(velocity, gate * (y_a - y_b) + residual)
-    # A saturated gate from the mean start lands exactly on a source: (a + b) / 2 - (a - b) / 2.
+        torch.testing.assert_close(velocity, 0.5 * math.tanh(raw) * (y_a - y_b))
+    # A saturated gate from the mean start lands on a source: (a + b) / 2 - (a - b) / 2.
     torch.testing.assert_close((y_a + y_b) / 2 + velocity, y_b)
-    with pytest.raises(InputError, match="bounded_gate"):
-        UNetConfig(bounded_gate=1)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="model.gate must be one of"):
+        UNetConfig(gate="sigmoid")
+
+
+def test_leaky_clamp_gate_lands_exactly_on_a_source_at_its_bound() -> None:
+    model = FusionUNet(UNetConfig(base_channels=8, depth=2)).eval()
+    x_t, t, y_a, y_b, task = _inputs(2, 20, 28)
+    for raw, source in ((0.5, y_a), (-0.5, y_b)):
+        _constant_head(model, [raw])
+        with torch.no_grad():
+            velocity = model(x_t, t, y_a, y_b, task)
+        torch.testing.assert_close((y_a + y_b) / 2 + velocity, source)
+
+
+def test_task_heads_are_separate_and_shared_head_is_one() -> None:
+    config = UNetConfig(base_channels=8, depth=2)
+    model = FusionUNet(config).eval()
+    shared = FusionUNet(UNetConfig(base_channels=8, depth=2, task_heads=False))
+    assert model.out_conv.out_channels == config.num_tasks * shared.out_conv.out_channels
+    x_t, t, y_a, y_b, _ = _inputs(4, 16, 16)
+    tasks = torch.arange(4)
+    with torch.no_grad():
+        before = model(x_t, t, y_a, y_b, tasks)
+        model.out_conv.weight[2].add_(1.0)  # only the head of task 2 changes
+        model.out_conv.bias[2].add_(1.0)
+        after = model(x_t, t, y_a, y_b, tasks)
+    changed = [not torch.equal(before[i], after[i]) for i in range(4)]
+    assert changed == [False, False, True, False]
+    # Each sample reads its own task's head: a batch of one sample gives the same output.
+    with torch.no_grad():
+        alone = model(x_t[2:3], t[2:3], y_a[2:3], y_b[2:3], tasks[2:3])
+    torch.testing.assert_close(alone, after[2:3])
 
 
 def test_local_sharpness_of_a_ramp_and_of_a_flat_image() -> None:

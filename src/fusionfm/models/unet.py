@@ -3,9 +3,11 @@
 Input is the concatenation ``(x_t, y_a, y_b)`` of the current point on the path and the two source
 luminances, by default with each source's local sharpness (:func:`local_sharpness`). A sinusoidal
 embedding of ``t`` and a learned embedding of the fusion task are summed and injected into every
-residual block as a per-channel scale and shift (FiLM) after its second GroupNorm. The network
-downsamples ``depth`` times by 2, so inputs are padded (reflect) to a multiple of ``2**depth`` and
-the output is cropped back: any image size works.
+residual block as a per-channel scale and shift (FiLM) after its second GroupNorm. By default each
+task has its own output convolution, which predicts a per-pixel gate ``g`` bounded by
+:func:`leaky_clamp`; the velocity is ``g * (y_a - y_b)``. The network downsamples ``depth`` times
+by 2, so inputs are padded (reflect) to a multiple of ``2**depth`` and the output is cropped back:
+any image size works.
 """
 
 from __future__ import annotations
@@ -96,6 +98,21 @@ def local_sharpness(y: Tensor, window: int = 7) -> Tensor:
     half = window // 2
     magnitude = F.pad(magnitude, (half, half, half, half), mode="replicate")
     return 8.0 * F.avg_pool2d(magnitude, window, stride=1)
+
+
+GATE_LEAK = 0.01
+"""Slope of :func:`leaky_clamp` beyond its bounds."""
+
+
+def leaky_clamp(x: Tensor, bound: float = 0.5, leak: float = GATE_LEAK) -> Tensor:
+    """Clamp to ``[-bound, bound]``, leaking with slope ``leak`` beyond (any shape).
+
+    A plain clamp has no gradient once saturated: a gate saturated everywhere by one task (e.g.
+    pixel selection) could never be moved by the next one. The leak keeps a small gradient there,
+    and the loss pulls an overshooting gate back to the bound.
+    """
+    clamped = x.clamp(-bound, bound)
+    return clamped + leak * (x - clamped)
 
 
 def _num_groups(channels: int, max_groups: int) -> int:
@@ -213,8 +230,12 @@ class FusionUNet(nn.Module):
             self.up_blocks.append(blocks)
 
         self.out_norm = nn.GroupNorm(_num_groups(ch, groups), ch)
-        head = 2 * config.out_channels if config.gated_output else config.out_channels
-        self.out_conv = nn.Conv2d(ch, head, 3, padding=1)
+        head = config.out_channels
+        if config.gated_output and config.gate_residual:
+            head *= 2  # gate and residual
+        self.out_conv = nn.Conv2d(
+            ch, head * (config.num_tasks if config.task_heads else 1), 3, padding=1
+        )
         self.flow_start = "mean"  # the start image x_0 it was trained from (set by the trainer)
 
     @property
@@ -291,12 +312,20 @@ class FusionUNet(nn.Module):
             for block in blocks:
                 h = block(h, emb)
         out = crop_to(self.out_conv(F.silu(self.out_norm(h))), size)
-        if self.config.gated_output:
-            gate, residual = out.chunk(2, dim=1)
-            if self.config.bounded_gate:
-                gate = 0.5 * torch.tanh(gate)
-            return gate * (y_a - y_b) + residual
-        return out
+        if self.config.task_heads:  # (B, tasks * head, H, W) -> each sample's task's head
+            out = out.unflatten(1, (self.config.num_tasks, -1))
+            out = out[torch.arange(batch, device=out.device), task.long()]
+        if not self.config.gated_output:
+            return out
+        gate = out[:, : self.config.out_channels]
+        if self.config.gate == "leaky_clamp":
+            gate = leaky_clamp(gate)
+        elif self.config.gate == "tanh":
+            gate = 0.5 * torch.tanh(gate)
+        velocity = gate * (y_a - y_b)
+        if self.config.gate_residual:
+            velocity = velocity + out[:, self.config.out_channels :]
+        return velocity
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
@@ -306,10 +335,12 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
 
 __all__ = [
     "TASK_INDEX",
+    "GATE_LEAK",
     "FusionUNet",
     "UNetConfig",
     "count_parameters",
     "crop_to",
+    "leaky_clamp",
     "pad_to_stride",
     "timestep_embedding",
 ]

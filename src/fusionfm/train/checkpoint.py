@@ -103,8 +103,21 @@ def load_checkpoint(
     return payload
 
 
-LEGACY_MODEL_OPTIONS = {"bounded_gate": False, "sharpness_features": False}
+LEGACY_MODEL_OPTIONS = {
+    "gate": "linear",
+    "gate_residual": True,
+    "task_heads": False,
+    "sharpness_features": False,
+}
 """Values of model options missing from an older checkpoint's ``model_config``."""
+
+
+def _upgrade_model_config(model_config: Mapping[str, Any]) -> dict[str, Any]:
+    """An older checkpoint's ``model_config`` in today's options, describing the same network."""
+    config = dict(model_config)
+    if "bounded_gate" in config:  # replaced by ``gate``
+        config.setdefault("gate", "tanh" if config.pop("bounded_gate") else "linear")
+    return {**LEGACY_MODEL_OPTIONS, **config}
 
 
 def model_payload(
@@ -130,8 +143,7 @@ def model_from_payload(payload: Mapping[str, Any], where: str = "checkpoint") ->
     """
     try:
         # Checkpoints written before these options existed hold the models without them.
-        model_config = {**LEGACY_MODEL_OPTIONS, **dict(payload["model_config"])}
-        config = UNetConfig.from_dict(model_config)
+        config = UNetConfig.from_dict(_upgrade_model_config(payload["model_config"]))
         model = FusionUNet(config)
         model.load_state_dict(payload["state_dict"])
         model.flow_start = str(dict(payload.get("train_config") or {}).get("start", "mean"))

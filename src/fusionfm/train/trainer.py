@@ -101,7 +101,7 @@ class TrainConfig:
     crop: int = 56
     start: str = "mean"
     noise_sigma: float = 0.0
-    gradient_loss_weight: float = 1.0
+    gradient_loss_weight: float = 3.0
     ewc_lambda: float = 1000.0
     replay_capacity: int = 64
     replay_ratio: float = 0.25
