@@ -14,7 +14,7 @@ onstart:
 
 # With `mlflow.defer` (the default) jobs record their runs in results/mlflow/journal; they are
 # logged to MLflow here, once, whether the workflow succeeded or failed.
-onsuccess:
+def sync_mlflow_journal():
     import sys
     from fusionfm.stages import sync_tracking
 
@@ -23,14 +23,11 @@ onsuccess:
         sync_tracking(PARENT_RUN, mlflow["enabled"], mlflow["experiment"]),
         file=sys.stderr,
     )
+
+
+onsuccess:
+    sync_mlflow_journal()
 
 
 onerror:
-    import sys
-    from fusionfm.stages import sync_tracking
-
-    mlflow = config["mlflow"]
-    print(
-        sync_tracking(PARENT_RUN, mlflow["enabled"], mlflow["experiment"]),
-        file=sys.stderr,
-    )
+    sync_mlflow_journal()
