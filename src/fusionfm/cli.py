@@ -31,10 +31,7 @@ def _metrics_command(args: argparse.Namespace) -> int:
 def _mlflow_sync_command(args: argparse.Namespace) -> int:
     from fusionfm.stages import PARENT_JSON, sync_tracking
 
-    experiment = args.experiment
-    if experiment is None and PARENT_JSON.is_file():
-        experiment = json.loads(PARENT_JSON.read_text(encoding="utf-8")).get("experiment")
-    print(sync_tracking(PARENT_JSON, experiment=experiment or "fusionfm"), file=sys.stderr)
+    print(sync_tracking(PARENT_JSON, experiment=args.experiment), file=sys.stderr)
     return 0
 
 

@@ -48,19 +48,33 @@ def create_parent_run(
 def sync_tracking(
     parent_json: str | os.PathLike[str],
     enabled: bool = True,
-    experiment: str = "fusionfm",
+    experiment: str | None = None,
 ) -> str:
     """The workflow's ``onsuccess`` and ``onerror``: log the jobs' deferred runs to MLflow.
 
     A failure does not raise: the records stay in the journal for the next run's sync.
 
+    Args:
+        parent_json: the results tree's ``parent.json``.
+        enabled: the config switch.
+        experiment: experiment for a parent run that has to be created; ``None``: the one
+            ``parent_json`` records, else ``fusionfm``.
+
     Returns:
         One line for the workflow's output: what was logged, or why not.
     """
-    from fusionfm.tracking import journal_dir, sync_journal, tracking_enabled, tracking_uri
+    from fusionfm.tracking import (
+        journal_dir,
+        recorded_experiment,
+        sync_journal,
+        tracking_enabled,
+        tracking_uri,
+    )
 
     if not tracking_enabled(enabled):
         return "MLflow: tracking disabled"
+    if experiment is None:
+        experiment = recorded_experiment(parent_json) or "fusionfm"
     try:
         count = sync_journal(parent_json, experiment, enabled)
     except Exception as err:

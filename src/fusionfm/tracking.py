@@ -74,6 +74,7 @@ __all__ = [
     "ensure_parent_run",
     "journal_dir",
     "log_to_parent",
+    "recorded_experiment",
     "stage_run",
     "sync_journal",
     "tracking_enabled",
@@ -676,6 +677,12 @@ def _read_parent_json(path: Path) -> dict[str, Any] | None:
         _LOG.warning("%s: no run_id/experiment_id; creating a new parent run", path)
         return None
     return info
+
+
+def recorded_experiment(parent_json: Path | str) -> str | None:
+    """The experiment name ``parent_json`` records (``None``: no readable record)."""
+    experiment = (_read_parent_json(Path(parent_json)) or {}).get("experiment")
+    return None if experiment is None else str(experiment)
 
 
 def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
