@@ -520,6 +520,7 @@ def run_evaluation(
     frames = []
     for k, (stage, model_path, _) in enumerate(stages):
         final = k == len(stages) - 1
+        timed_here = final and timed  # earlier stages' timings are not reported
         with atomic_directory(out_dir / "fused") if final else nullcontext() as fused_dir:
             frames.append(
                 evaluate_model(
@@ -532,9 +533,8 @@ def run_evaluation(
                     method,
                     selection_config,
                     include_references=final,
-                    timing_steps=timing_steps if final and timed else (),
-                    # earlier stages' timings are not reported
-                    timing_repeats=3 if final and timed else 1,
+                    timing_steps=timing_steps if timed_here else (),
+                    timing_repeats=3 if timed_here else 1,
                     workers=workers,
                     device=device,
                     progress=progress,

@@ -136,15 +136,13 @@ def _tracked(
 ):
     from fusionfm.tracking import stage_run
 
-    return stage_run(
-        parent_run,
-        rule,
-        wildcards,
-        params=params,
-        experiment=mlflow["experiment"],
-        enabled=mlflow["enabled"],
-        defer=mlflow.get("defer", False),
-    )
+    return stage_run(parent_run, rule, wildcards, params=params, **_tracking_options(mlflow))
+
+
+def _tracking_options(mlflow: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``experiment``, ``enabled`` and ``defer`` arguments of the tracking calls, from the
+    validated ``mlflow`` config section."""
+    return {key: mlflow[key] for key in ("experiment", "enabled", "defer")}
 
 
 def run_teacher(
@@ -492,13 +490,7 @@ def evaluate_student(
         for name in ("forgetting.png", "summary.png", "summary.parquet"):
             tracker.log_artifact(Path(out_dir) / name)
         if variant == "main":
-            log_to_parent(
-                parent_run,
-                final,
-                experiment=mlflow["experiment"],
-                enabled=mlflow["enabled"],
-                defer=mlflow.get("defer", False),
-            )
+            log_to_parent(parent_run, final, **_tracking_options(mlflow))
         log.info("average forgetting %.4f\n%s", result["average_forgetting"], summary.to_string())
 
 
