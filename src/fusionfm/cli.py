@@ -9,23 +9,44 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+TABLE_SUFFIXES = (".parquet", ".csv")
+"""What ``fusionfm metrics -o`` writes, by the output's suffix."""
+
 
 def _metrics_command(args: argparse.Namespace) -> int:
+    from fusionfm.io import InputError
     from fusionfm.metrics import json_ready, score_files, score_folders
 
+    output = Path(args.output) if args.output else None
+    if output is not None and output.suffix.lower() not in TABLE_SUFFIXES:
+        raise InputError(
+            f"{output}: unsupported table suffix {output.suffix!r}; use .parquet or .csv"
+        )
     if args.fused and Path(args.fused).is_dir():
-        if not (args.a and args.b and args.output):
-            raise SystemExit("folder mode needs FUSED_DIR A_DIR B_DIR and -o OUT.parquet")
+        if output is None:
+            raise InputError("folder mode needs FUSED_DIR A_DIR B_DIR and -o OUT.parquet|OUT.csv")
         table = score_folders(args.fused, args.a, args.b, gt_dir=args.gt, workers=args.workers)
-        from fusionfm.io import atomic_path
-
-        with atomic_path(args.output) as tmp:
-            table.to_parquet(tmp, index=False)
-        print(f"scored {len(table)} images -> {args.output}", file=sys.stderr)
+        _write_table(table, output)
+        print(f"scored {len(table)} images -> {output}", file=sys.stderr)
         return 0
     scores = score_files(args.fused, args.a, args.b, ground_truth=args.gt)
     print(json.dumps(json_ready(scores)))
+    if output is not None:
+        import pandas as pd
+
+        _write_table(pd.DataFrame([{"fused": args.fused, **scores}]), output)
     return 0
+
+
+def _write_table(table: object, path: Path) -> None:
+    """Write a DataFrame atomically as Parquet or CSV, by ``path``'s suffix."""
+    from fusionfm.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() == ".csv":
+            table.to_csv(tmp, index=False)  # type: ignore[attr-defined]
+        else:
+            table.to_parquet(tmp, index=False)  # type: ignore[attr-defined]
 
 
 def _mlflow_sync_command(args: argparse.Namespace) -> int:
@@ -52,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("a", help="source A image (or folder)")
     metrics.add_argument("b", help="source B image (or folder)")
     metrics.add_argument("--gt", help="ground-truth image (or folder) for PSNR_gt and SSIM_gt")
-    metrics.add_argument("-o", "--output", help="folder mode: Parquet table to write")
+    metrics.add_argument(
+        "-o", "--output", help="table to write (.parquet or .csv); required in folder mode"
+    )
     metrics.add_argument("-j", "--workers", type=int, default=1, help="folder mode: processes")
     metrics.set_defaults(handler=_metrics_command)
 

@@ -234,6 +234,29 @@ class DatasetSpec:
         return SplitSpec(test_fraction=self.test_fraction, seed=split.seed)
 
 
+def check_config_schema(config: Mapping[str, Any], schema_path: str | Path) -> None:
+    """Check ``config`` against the workflow's JSON schema and report the first problem in one
+    line (the config key path and what is wrong), not the whole schema.
+
+    Raises:
+        InputError: the config does not match the schema.
+    """
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is None:
+        return
+    where = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+    hint = ""
+    if error.validator == "additionalProperties" and isinstance(error.schema, Mapping):
+        allowed = sorted(error.schema.get("properties") or {})
+        hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+    raise InputError(f"config {where}: {error.message}{hint}")
+
+
 def reject_unknown_keys(where: str, d: Mapping[str, Any], allowed: Sequence[str]) -> None:
     """Raise :class:`InputError` naming every key of ``d`` not in ``allowed`` (``where`` is the
     config section, e.g. ``train``)."""
@@ -523,7 +546,10 @@ def resolve_datasets(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             matches nothing; a dataset folder does not hold exactly two modality folders; two
             folders give the same dataset name.
     """
-    return {name: sorted_keys(d) for name, d in _resolve_datasets(config).items()}
+    datasets = {name: sorted_keys(d) for name, d in _resolve_datasets(config).items()}
+    for name, d in datasets.items():
+        DatasetSpec.from_dict(name, d)  # every check the job would make, made now
+    return datasets
 
 
 def sorted_keys(value: Any) -> Any:

@@ -18,6 +18,7 @@ exceed 1 (better than every teacher on a metric) or drop below 0.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -164,10 +165,13 @@ def evaluate_model(
     """
     import torch
 
-    from fusionfm.fuse import _model, fuse_images
+    from fusionfm.fuse import fuse_images as fuse_learned
+    from fusionfm.fuse import load_student
 
+    # The forgetting matrix scores every stage on every task, those not learned yet included.
+    fuse_images = functools.partial(fuse_learned, allow_untrained_task=True)
     config = selection_config or SelectionConfig()
-    model = _model(model_path, device)
+    model = load_student(model_path, device)
     n_parameters = sum(p.numel() for p in model.parameters())
     rows: list[dict[str, Any]] = []
     warmed = False

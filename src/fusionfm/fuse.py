@@ -25,7 +25,15 @@ import torch
 from tqdm import tqdm
 
 from fusionfm.config import TASKS
-from fusionfm.io import IMAGE_EXTENSIONS, InputError, image_files_by_stem, read_image, write_image
+from fusionfm.io import (
+    IMAGE_EXTENSIONS,
+    InputError,
+    check_writable_folder,
+    image_files_by_stem,
+    make_parent_folder,
+    read_image,
+    write_image,
+)
 from fusionfm.models import TASK_INDEX, FusionUNet
 from fusionfm.path import START_MODES, start_image
 from fusionfm.solver import MAX_STEPS, METHODS, check_steps, sample
@@ -37,7 +45,8 @@ PathLike = str | os.PathLike[str]
 ModelLike = FusionUNet | PathLike
 
 
-def _model(model: ModelLike, device: str | torch.device | None = None) -> FusionUNet:
+def load_student(model: ModelLike, device: str | torch.device | None = None) -> FusionUNet:
+    """The student itself, or loaded from its checkpoint file (on ``device``, default CPU)."""
     if isinstance(model, FusionUNet):
         return model.to(device) if device is not None else model
     from fusionfm.train.checkpoint import load_model
@@ -100,6 +109,20 @@ def fuse_luminance(
     return (x1[0, 0].clamp(0.0, 1.0).double() * 255.0).cpu().numpy()
 
 
+def check_learned_task(model: FusionUNet, task: str, allow_untrained_task: bool = False) -> None:
+    """Refuse a task the student's checkpoint has not learned (unless allowed).
+
+    Raises:
+        InputError: ``task`` is not among the model's learned tasks, naming those it learned.
+    """
+    learned = model.learned_tasks
+    if learned and task not in learned and not allow_untrained_task:
+        raise InputError(
+            f"the model has not learned task {task!r}; it learned: {', '.join(learned)} "
+            "(--allow-untrained-task fuses with it anyway)"
+        )
+
+
 def fuse_images(
     model: ModelLike,
     a: np.ndarray,
@@ -108,6 +131,7 @@ def fuse_images(
     steps: int = 4,
     method: str = "euler",
     start: str | None = None,
+    allow_untrained_task: bool = False,
 ) -> np.ndarray:
     """Fuse two source images with the student.
 
@@ -120,13 +144,15 @@ def fuse_images(
         method: ``euler`` or ``heun``.
         start: start image mode: ``mean``, ``max``, ``a`` or ``b`` (default: the one the model
             was trained with).
+        allow_untrained_task: fuse even if the checkpoint has not learned ``task``.
 
     Returns:
         np.ndarray: uint8, (H, W) when both sources are gray, else (H, W, 3).
 
     Raises:
-        InputError: an unknown task, method or start, steps outside 1..8, sources that are not
-            uint8 images or differ in size, or an unloadable checkpoint.
+        InputError: an unknown task, or one the model has not learned, an unknown method or
+            start, steps outside 1..8, sources that are not uint8 images or differ in size, or
+            an unloadable checkpoint.
     """
     a, b = _check_source(a, "source A"), _check_source(b, "source B")
     if task not in TASKS:
@@ -136,7 +162,8 @@ def fuse_images(
         raise InputError(f"method: unknown {method!r} (expected one of {', '.join(METHODS)})")
     if start is not None and start not in START_MODES:
         raise InputError(f"start: unknown {start!r} (expected one of {', '.join(START_MODES)})")
-    net = _model(model)
+    net = load_student(model)
+    check_learned_task(net, task, allow_untrained_task)
     return fuse_color(
         a, b, task, lambda ya, yb: fuse_luminance(net, ya, yb, task, steps, method, start)
     )
@@ -159,6 +186,7 @@ def fuse_files(
     steps: int = 4,
     method: str = "euler",
     start: str | None = None,
+    allow_untrained_task: bool = False,
 ) -> np.ndarray:
     """Fuse one pair of image files into ``out`` (written atomically).
 
@@ -166,19 +194,21 @@ def fuse_files(
         np.ndarray: the fused image.
 
     Raises:
-        InputError: an unreadable source (naming it), sources of different size (naming both),
-            an unsupported output extension, or the errors of :func:`fuse_images`.
+        InputError: an unreadable source (naming it), sources of different size (naming both,
+            width x height), an unsupported output extension, an output that cannot be written
+            (checked before fusing), or the errors of :func:`fuse_images`.
     """
     path_a, path_b, out = Path(path_a), Path(path_b), Path(out)
     _check_output(out)
+    make_parent_folder(out)
     a, b = read_image(path_a), read_image(path_b)
     if a.shape[:2] != b.shape[:2]:
         raise InputError(
-            f"{path_b}: size {b.shape[0]}x{b.shape[1]} differs from {path_a} "
-            f"({a.shape[0]}x{a.shape[1]}); the sources of a pair must be registered and equal "
+            f"{path_b}: size {b.shape[1]}x{b.shape[0]} differs from {path_a} "
+            f"({a.shape[1]}x{a.shape[0]}); the sources of a pair must be registered and equal "
             "in size"
         )
-    fused = fuse_images(model, a, b, task, steps, method, start)
+    fused = fuse_images(model, a, b, task, steps, method, start, allow_untrained_task)
     write_image(out, fused)
     return fused
 
@@ -193,6 +223,7 @@ def fuse_folders(
     method: str = "euler",
     start: str | None = None,
     progress: bool = True,
+    allow_untrained_task: bool = False,
 ) -> list[Path]:
     """Fuse every pair of images of ``dir_a`` and ``dir_b`` with the same file stem.
 
@@ -215,14 +246,26 @@ def fuse_folders(
         _LOG.warning(
             "skipping %d image(s) without a partner: %s", len(unmatched), ", ".join(unmatched[:10])
         )
-    net = _model(model)
+    net = load_student(model)
+    check_learned_task(net, task, allow_untrained_task)
     out_dir = Path(out_dir)
+    check_writable_folder(out_dir)  # before the first pair's work, not after it
     written = []
     for stem in tqdm(
         stems, desc=f"fuse {task}", unit="pair", disable=not progress, file=sys.stderr
     ):
         target = out_dir / f"{stem}.png"
-        fuse_files(net, files_a[stem], files_b[stem], target, task, steps, method, start)
+        fuse_files(
+            net,
+            files_a[stem],
+            files_b[stem],
+            target,
+            task,
+            steps,
+            method,
+            start,
+            allow_untrained_task,
+        )
         written.append(target)
     return written
 
@@ -232,7 +275,7 @@ def _fuse_command(args: argparse.Namespace) -> int:
     if a.is_dir() != b.is_dir():
         folder, other = (a, b) if a.is_dir() else (b, a)
         raise InputError(f"{folder} is a folder but {other} is not; give two files or two folders")
-    model = _model(args.model, args.device)
+    model = load_student(args.model, args.device)
     if a.is_dir():
         written = fuse_folders(
             model,
@@ -244,10 +287,21 @@ def _fuse_command(args: argparse.Namespace) -> int:
             args.method,
             args.start,
             progress=not args.quiet,
+            allow_untrained_task=args.allow_untrained_task,
         )
         print(f"fused {len(written)} pairs -> {args.output}", file=sys.stderr)
     else:
-        fuse_files(model, a, b, args.output, args.task, args.steps, args.method, args.start)
+        fuse_files(
+            model,
+            a,
+            b,
+            args.output,
+            args.task,
+            args.steps,
+            args.method,
+            args.start,
+            args.allow_untrained_task,
+        )
     return 0
 
 
@@ -279,9 +333,22 @@ def add_fuse_command(subparsers: Any) -> argparse.ArgumentParser:
         "--start", choices=START_MODES, default=None, help="start image (default: as trained)"
     )
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    parser.add_argument(
+        "--allow-untrained-task",
+        action="store_true",
+        help="fuse even if the checkpoint has not learned --task",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_fuse_command)
     return parser
 
 
-__all__ = ["add_fuse_command", "fuse_files", "fuse_folders", "fuse_images", "fuse_luminance"]
+__all__ = [
+    "add_fuse_command",
+    "check_learned_task",
+    "fuse_files",
+    "fuse_folders",
+    "fuse_images",
+    "fuse_luminance",
+    "load_student",
+]

@@ -129,7 +129,6 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
         array = array[:, :, 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
         raise ValueError(f"{path}: cannot write an image of shape {array.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         Image.fromarray(array).save(tmp, format=_pil_format(path))
 
@@ -148,18 +147,60 @@ def _current_umask() -> int:
     return mask
 
 
+def _reason(err: OSError) -> str:
+    return err.strerror or type(err).__name__
+
+
+def make_parent_folder(path: str | os.PathLike[str]) -> None:
+    """Create the folder ``path`` will be written in, or say in one line why it cannot be.
+
+    Raises:
+        InputError: the folder cannot be created (a file is in the way, no permission, ...).
+    """
+    parent = Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        blocker = next((p for p in (parent, *parent.parents) if p.is_file()), None)
+        reason = f"{blocker} is a file, not a folder" if blocker else _reason(err)
+        raise InputError(f"{path}: cannot create its folder {parent} ({reason})") from err
+
+
+def check_writable_folder(folder: str | os.PathLike[str]) -> None:
+    """Create ``folder`` if needed and check that a file can be written in it, before any work.
+
+    Raises:
+        InputError: naming the folder and the reason.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: is a file, expected an output folder")
+    make_parent_folder(folder / "probe")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise InputError(f"{folder}: cannot write in this folder ({_reason(err)})") from err
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    make_parent_folder(path)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise InputError(f"{path}: cannot write in {path.parent} ({_reason(err)})") from err
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_current_umask())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as err:
+            raise InputError(f"{path}: cannot write it ({_reason(err)})") from err
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -173,7 +214,7 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     failed stage leaves nothing partial behind.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent_folder(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp

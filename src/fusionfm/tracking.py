@@ -66,6 +66,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; mlflow is imported lazily
     from mlflow import MlflowClient
     from mlflow.store.artifact.artifact_repo import ArtifactRepository
 
+    from fusionfm.io import InputError
+
 __all__ = [
     "DEFAULT_TRACKING_URI_PATH",
     "JournalTracker",
@@ -337,6 +339,34 @@ def _is_transient(err: BaseException) -> bool:
     return False
 
 
+_CORRUPT_WORDS = ("file is not a database", "database disk image is malformed")
+
+
+def _is_corrupt_sqlite(err: BaseException) -> bool:
+    """Whether ``err`` (or an exception it wraps) says the SQLite file is not a database."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if any(word in str(current).lower() for word in _CORRUPT_WORDS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _corrupt_store_error(uri: str) -> InputError:
+    """The one-line error for a tracking store whose SQLite file is damaged."""
+    from fusionfm.io import InputError
+
+    path = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else uri
+    shown = os.path.relpath(path) if os.path.isabs(path) else path
+    return InputError(
+        f"{shown}: not a readable MLflow SQLite store (damaged or not a database); move it aside "
+        f"(mv {shown} {shown}.broken) to start a new store, or run with {ENV_TRACKING}=0 to turn "
+        "tracking off"
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # the store: one MlflowClient per URI, every call locked (SQLite) and retried
 
@@ -364,6 +394,8 @@ class _Store:
                 with _store_lock(self.uri):
                     return fn(self._get_client())
             except Exception as err:
+                if _is_corrupt_sqlite(err):
+                    raise _corrupt_store_error(self.uri) from err
                 if attempt == _RETRY_ATTEMPTS - 1 or not _is_transient(err):
                     raise
                 delay = min(_RETRY_MAX_S, _RETRY_BASE_S * 2**attempt) * (0.5 + random.random())
@@ -727,6 +759,17 @@ def _get_or_create_experiment(
     return experiment.experiment_id
 
 
+def _find_parent_run(client: MlflowClient, experiment_id: str, workdir: str) -> Any:
+    """The newest live parent run of the results tree in ``workdir``, or None."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string="tags.`fusionfm.role` = 'parent'",
+        max_results=1000,
+        order_by=["attributes.start_time DESC"],
+    )
+    return next((r for r in runs if r.data.tags.get("workdir") == workdir), None)
+
+
 def ensure_parent_run(
     parent_json: Path | str,
     experiment: str,
@@ -736,7 +779,9 @@ def ensure_parent_run(
     """Get or create the results tree's parent run and record it in ``parent_json``.
 
     If ``parent_json`` exists and its run still exists (not deleted) in the current tracking
-    store, it is returned unchanged. Otherwise the experiment is created if needed (with its
+    store, it is returned unchanged. If it is missing or unreadable but the experiment holds a
+    live parent run of this working directory, that run is recorded again, so a damaged
+    ``parent.json`` does not leave two parents of one tree. Otherwise the experiment is created if needed (with its
     artifact location ``<parent_json dir>/artifacts`` as a ``file:`` URI for local stores, so
     nothing lands in ``./mlruns``; a server keeps its own artifact root), a parent run is
     created (status ``FINISHED``: it is an index entry, children and aggregate metrics can
@@ -798,6 +843,25 @@ def ensure_parent_run(
         commit = _git_commit()
         sha = _config_sha256(config)
         workdir = Path.cwd()
+        # parent.json lost or damaged: this tree's parent may still be in the store; reuse it.
+        found = store.call(
+            lambda c: _find_parent_run(c, experiment_id, str(workdir)), "find parent run"
+        )
+        if found is not None:
+            info = {
+                "run_id": found.info.run_id,
+                "experiment_id": experiment_id,
+                "experiment": experiment,
+                "tracking_uri": uri,
+                "git_commit": found.data.tags.get("git.commit"),
+                "config_sha256": found.data.tags.get("config.sha256"),
+                "created": datetime.fromtimestamp(found.info.start_time / 1000, UTC).isoformat(
+                    timespec="seconds"
+                ),
+            }
+            _write_json_atomic(parent_json, info)
+            _LOG.info("%s: recorded the existing parent run %s again", parent_json, info["run_id"])
+            return info
         tags = {
             MLFLOW_USER: _user(),
             "fusionfm.role": "parent",

@@ -7,6 +7,7 @@ import logging
 import multiprocessing
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -21,10 +22,16 @@ def log_to_file(path: str | os.PathLike[str]) -> Iterator[None]:
     """Send stdout, stderr (progress bars included) and ``logging`` to ``path`` for the block.
 
     An exception is logged with its traceback before it propagates, so a failed job's log says
-    what went wrong.
+    what went wrong. Bad input (:class:`~fusionfm.io.InputError`) ends the process instead, with
+    exit status 1: its one-line message goes to the job's own stderr (what Snakemake shows) and
+    to the top of the log, the traceback to the log only.
     """
+    from fusionfm.io import InputError
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    job_stderr = sys.stderr
+    failure: InputError | None = None
     with open(path, "w", buffering=1) as stream:
         handler = logging.StreamHandler(stream)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -36,6 +43,9 @@ def log_to_file(path: str | os.PathLike[str]) -> Iterator[None]:
             with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
                 try:
                     yield
+                except InputError as err:
+                    stream.write("".join(traceback.format_exception(err)))
+                    failure = err
                 except BaseException:
                     logging.getLogger("fusionfm").exception("job failed")
                     raise
@@ -43,6 +53,24 @@ def log_to_file(path: str | os.PathLike[str]) -> Iterator[None]:
             root.removeHandler(handler)
             root.setLevel(previous_level)
             sys.stdout.flush()
+    if failure is not None:
+        path.write_text(f"error: {failure}\n\n{path.read_text(errors='replace')}")
+        job_stderr.write(f"error: {failure}\n(details: {path})\n")
+        job_stderr.flush()
+        raise SystemExit(1) from None
+
+
+@contextlib.contextmanager
+def exit_on_input_error() -> Iterator[None]:
+    """Turn bad input (:class:`~fusionfm.io.InputError`) in the block into ``SystemExit`` with
+    its one-line message, for code Snakemake runs itself (config checks, ``onstart``), where a
+    traceback would bury the message."""
+    from fusionfm.io import InputError
+
+    try:
+        yield
+    except InputError as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 def parallel_map(
@@ -62,7 +90,9 @@ def parallel_map(
 
     bar = {"total": len(items), "desc": desc, "unit": unit, "disable": not progress}
     if workers > 1 and len(items) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=fork_context()) as pool:
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(items)), mp_context=fork_context()
+        ) as pool:
             return list(tqdm(pool.map(function, items), **bar))
     return [function(item) for item in tqdm(items, **bar)]
 

@@ -306,13 +306,16 @@ def test_wrong_type_names_the_key_path(tiny_workdir: Path) -> None:
     """(tests/workflow/test_dag.py checks a misspelt dataset key and that a wrong type names
     the value; here: the path of the key, in the train section.)"""
     output = _dry_run_with(tiny_workdir, lambda c: c["train"].update(steps="many"))
-    assert "'many' is not of type 'integer'" in output
-    assert "On instance['train']['steps']" in output
+    assert "error: config train.steps: 'many' is not of type 'integer'" in output
+    assert "Traceback" not in output and len(output.splitlines()) < 5
 
 
 def test_misspelt_section_is_named(tiny_workdir: Path) -> None:
+    """One line naming the key and the allowed ones, not the whole schema (1,269 lines)."""
     output = _dry_run_with(tiny_workdir, lambda c: c.update(trian=c.pop("train")))
     assert "Additional properties are not allowed ('trian' was unexpected)" in output
+    assert "allowed keys: ablations, data_root" in output
+    assert len(output.splitlines()) < 5, output
 
 
 @pytest.mark.parametrize(

@@ -254,6 +254,9 @@ def test_download_refuses_unsafe_archives(
     with pytest.raises(InputError) as err:
         download_archive(f"{base}/{archive.name}", _sha(archive), work / "dest", progress=False)
     assert f"member {member!r}" in str(err.value)
+    # the message names the URL the user gave, not the temporary download it was checked in
+    assert str(err.value).startswith(f"{base}/{archive.name}: ")
+    assert ".download" not in str(err.value)
     assert not forbidden.exists()
     assert not (work / "evil.txt").exists() and not (work / "x").exists()
     _assert_only(work, [])

@@ -91,7 +91,7 @@ def test_fuse_files_and_errors(tmp_path: Path, model_file: Path) -> None:
     out = fuse_files(model_file, a, b, tmp_path / "out" / "f.png", "ivf", steps=2)
     assert read_image(tmp_path / "out" / "f.png").shape == out.shape == (13, 19, 3)
     small = _save(tmp_path / "small.png", _img(12, 19, False))
-    with pytest.raises(InputError, match=r"small\.png: size 12x19 differs from .*a\.png"):
+    with pytest.raises(InputError, match=r"small\.png: size 19x12 differs from .*a\.png \(19x13\)"):
         fuse_files(model_file, a, small, tmp_path / "x.png", "ivf")
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
@@ -144,7 +144,7 @@ def test_cli_folder_mode(tmp_path: Path, model_file: Path, capsys: pytest.Captur
             "--model",
             str(model_file),
             "--task",
-            "mef",
+            "ivf",
             str(tmp_path / "A"),
             str(tmp_path / "B"),
             "-o",
@@ -158,7 +158,7 @@ def test_cli_folder_mode(tmp_path: Path, model_file: Path, capsys: pytest.Captur
     assert read_image(out / "10.png").shape == (9, 14, 3)
     assert "fused 3 pairs" in capsys.readouterr().err
     written = fuse_folders(
-        model_file, tmp_path / "A", tmp_path / "B", out, "mef", steps=1, progress=False
+        model_file, tmp_path / "A", tmp_path / "B", out, "ivf", steps=1, progress=False
     )
     assert [p.name for p in written] == ["1.png", "2.png", "10.png"]
 

@@ -260,6 +260,7 @@ def test_resolve_shared_data(shared_data: Path) -> None:
         "mif_MRI_SPECT": ["mri", "spect"],
         "mef_MEFB": ["under", "over"],
         "mff_Lytro": ["near", "far"],
+        "mff_MFIFB": ["near", "far"],
     }
     assert {name: d["modalities"] for name, d in datasets.items()} == expected
     assert all(d["source"] == "dir" and Path(d["path"]).is_dir() for d in datasets.values())

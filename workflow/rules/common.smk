@@ -1,18 +1,25 @@
 from snakemake.utils import validate
 
 from fusionfm.config import (
+    check_config_schema,
     first_stage_owners,
     resolve_datasets,
     resolve_variants,
     sorted_keys,
 )
 from fusionfm.teacher.plan import resolve_teachers, teacher_input_files
+from fusionfm.utils import exit_on_input_error
 
-validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+CONFIG_SCHEMA = f"{workflow.current_basedir}/../schemas/config.schema.yaml"
+# A bad config stops here in one line naming the key; Snakemake's own check fills defaults.
+with exit_on_input_error():
+    check_config_schema(config, CONFIG_SCHEMA)
+validate(config, schema=CONFIG_SCHEMA, set_default=True)
 # Key order in a config file reruns nothing; the ablations keep theirs (the table's row order).
 config.update(sorted_keys({k: v for k, v in config.items() if k != "ablations"}))
-DATASETS = resolve_datasets(config)
-TEACHERS = resolve_teachers(config, DATASETS)  # dataset -> teacher -> spec
+with exit_on_input_error():
+    DATASETS = resolve_datasets(config)
+    TEACHERS = resolve_teachers(config, DATASETS)  # dataset -> teacher -> spec
 PARENT_RUN = "results/mlflow/parent.json"  # one MLflow parent run per results tree
 TASKS_WITH_LABELS = {DATASETS[d]["task"] for d in DATASETS if TEACHERS[d]}
 STAGES = [
@@ -21,7 +28,8 @@ STAGES = [
         t for t in config["train"]["task_order"] if t in TASKS_WITH_LABELS
     )
 ]  # sequential training stages, e.g. 00_mef, 01_ivf, ...
-VARIANTS = resolve_variants(config)  # name -> {train overrides, labels, schedule}
+with exit_on_input_error():
+    VARIANTS = resolve_variants(config)  # name -> {train overrides, labels, schedule}
 JOINT_STAGE = "00_joint"  # the single stage of a `schedule: joint` variant
 # Sequential variants that cannot differ before the second task train the first stage once.
 FIRST_STAGE_OWNER = first_stage_owners(VARIANTS, config["train"])

@@ -3,13 +3,15 @@
 # an input: it is bookkeeping, and a job producing it would sit upstream of every job.
 onstart:
     from fusionfm.stages import create_parent_run
+    from fusionfm.utils import exit_on_input_error
 
-    create_parent_run(
-        PARENT_RUN,
-        config,
-        config["mlflow"]["enabled"],
-        config["mlflow"]["experiment"],
-    )
+    with exit_on_input_error():
+        create_parent_run(
+            PARENT_RUN,
+            config,
+            config["mlflow"]["enabled"],
+            config["mlflow"]["experiment"],
+        )
 
 
 # With `mlflow.defer` (the default) jobs record their runs in results/mlflow/journal; they are

@@ -37,6 +37,19 @@ from fusionfm.io import (
 TRAIN, TEST = "train", "test"
 
 
+def archive_folders(root: Path, depth: int = 3, limit: int = 20) -> list[str]:
+    """The folders of an extracted archive, relative to its root, at most ``depth`` deep
+    (``"(none)"`` for an archive without folders)."""
+    found = sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_dir() and len(p.relative_to(root).parts) <= depth
+    )
+    if not found:
+        return ["(none)"]
+    return found[:limit] + ([f"... ({len(found) - limit} more)"] if len(found) > limit else [])
+
+
 def assign_splits(pairs: Sequence[str], test_fraction: float, seed: int) -> dict[str, str]:
     """Split pair ids into train and test, deterministically.
 
@@ -187,6 +200,11 @@ def _load_pairs(
                 f"datasets.{spec.name}: source 'url' needs source_root (the extracted archive)"
             )
         root = Path(source_root) / spec.subdir if spec.subdir else Path(source_root)
+        if spec.subdir and not root.is_dir():
+            raise InputError(
+                f"datasets.{spec.name}.subdir: {spec.subdir!r} is not a folder of the archive "
+                f"{spec.url}; its folders are: {', '.join(archive_folders(Path(source_root)))}"
+            )
     else:
         raise InputError(f"datasets.{spec.name}.source: unknown source {spec.source!r}")
     files = scan_pair_folder(root, spec.modalities, spec.ground_truth)

@@ -197,7 +197,10 @@ def download_archive(
             actual = _fetch(url, out, timeout, progress)
         if actual != expected:
             raise InputError(f"{url}: sha256 mismatch: expected {expected}, got {actual}")
-        safe_extract(archive, dest_dir)
+        try:
+            safe_extract(archive, dest_dir)
+        except InputError as err:  # name the URL, not the temporary file the user never saw
+            raise InputError(str(err).replace(str(archive), url)) from err
     finally:
         archive.unlink(missing_ok=True)
     return dest_dir

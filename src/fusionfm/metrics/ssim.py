@@ -44,6 +44,13 @@ def _ssim_mean(
     """Mean SSIM over the map cropped by ``crop`` pixels, from the local means of ``x``, ``y``,
     ``x^2``, ``y^2`` and ``xy`` (all ``(H, W)``); ``covariance_norm`` is ``n / (n - 1)`` for the
     sample covariance of an ``n``-pixel window, else 1."""
+    height, width = mean_x.shape
+    if min(height, width) <= 2 * crop:
+        window = 2 * crop + 1
+        raise ValueError(
+            f"SSIM: an image of {width}x{height} pixels is smaller than its {window}x{window} "
+            "window; SSIM is undefined for it"
+        )
     inner = (slice(crop, -crop), slice(crop, -crop))
     mean_x, mean_y = mean_x[inner], mean_y[inner]
     var_x = covariance_norm * (mean_xx[inner] - mean_x * mean_x)

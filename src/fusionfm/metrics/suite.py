@@ -115,6 +115,17 @@ def compute_metrics_many(
     ga, gb = as_gray(a, "source A"), as_gray(b, "source B")
     for f in grays:
         check_triple_size(f, ga, gb)
+    for name, window in (("SSIM", 7), ("SSIM_gt", 11)):
+        if (
+            name in wanted
+            and min(ga.shape) < window
+            and (name == "SSIM" or ground_truth is not None)
+        ):
+            raise InputError(
+                f"images of {ga.shape[1]}x{ga.shape[0]} pixels are smaller than {name}'s "
+                f"{window}x{window} window, so {name} is undefined for them; leave it out "
+                "(metrics=...) or score larger images"
+            )
     kernels: dict[str, GrayMetric] = {
         name: fn for name, fn in NO_REFERENCE_METRICS.items() if name in wanted
     }

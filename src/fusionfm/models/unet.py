@@ -237,6 +237,7 @@ class FusionUNet(nn.Module):
             ch, head * (config.num_tasks if config.task_heads else 1), 3, padding=1
         )
         self.flow_start = "mean"  # the start image x_0 it was trained from (set by the trainer)
+        self.learned_tasks: tuple[str, ...] = ()  # as its checkpoint records; () = not known
 
     @property
     def stride(self) -> int:

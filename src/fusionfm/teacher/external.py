@@ -97,24 +97,21 @@ class SkippedPair(Exception):  # noqa: N818  (a signal, not an error)
 # --------------------------------------------------------------------------------------------
 
 
-def build_external_teacher(name: str, spec: Mapping[str, Any]) -> Teacher:
-    """Build the :class:`~fusionfm.teacher.registry.Teacher` of one external config entry.
-
-    The teacher is not registered (call :func:`fusionfm.teacher.registry.register` for that); its
-    ``builtin`` is false and its ``fuse`` is ``fuse(a, b, task, *, pair)``, a picklable object, so
-    it can be sent to worker processes.
-
-    Args:
-        name: teacher name (letters, digits, ``_``, ``-``); also names it in error messages.
-        spec: the entry: ``kind`` plus the keys of that kind (see the module docstring).
-
-    Returns:
-        The teacher.
+def check_external_spec(name: str, spec: Mapping[str, Any]) -> None:
+    """Check one external config entry without running it (the workflow calls this when it
+    plans the jobs, so a bad entry fails before any job, naming the teacher and the key).
 
     Raises:
-        InputError: an unknown kind, key or task, a missing or invalid value, a ``path`` that
-            does not exist, or (torchscript) a file that is not a loadable TorchScript model.
+        InputError: an unknown kind, a key that does not belong to the kind, an unknown task, a
+            missing or invalid value, or a ``path``/``cwd`` that does not exist.
     """
+    _checked_options(name, spec)
+
+
+def _checked_options(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The validated options of an external entry, with the defaults of its kind filled in:
+    ``kind``, ``tasks``, ``on_missing``, ``reference`` (or None), and ``folder`` (precomputed),
+    ``argv``/``timeout``/``cwd`` (command) or ``model``/``device`` (torchscript)."""
     where = f"external teacher {name!r}"
     if not isinstance(spec, Mapping):
         raise InputError(f"{where}: expected a mapping with a 'kind', got {spec!r}")
@@ -128,38 +125,72 @@ def build_external_teacher(name: str, spec: Mapping[str, Any]) -> Teacher:
             f"{where}: unknown key(s) {', '.join(map(repr, unknown))} for kind {kind!r}; "
             f"allowed: {', '.join(allowed)}"
         )
-    tasks = external_tasks(name, spec)
-    on_missing = spec.get("on_missing", "error")
-    if on_missing not in ON_MISSING:
-        raise InputError(f"{where}.on_missing: expected 'error' or 'skip', got {on_missing!r}")
+    options: dict[str, Any] = {"kind": kind, "tasks": external_tasks(name, spec)}
+    options["on_missing"] = spec.get("on_missing", "error")
+    if options["on_missing"] not in ON_MISSING:
+        raise InputError(
+            f"{where}.on_missing: expected 'error' or 'skip', got {options['on_missing']!r}"
+        )
     _check_string_list(f"{where}.datasets", spec.get("datasets"), allow_none=True)
-
-    fuse: PrecomputedFuse | CommandFuse | TorchScriptFuse
+    options["reference"] = spec.get("reference")
+    if options["reference"] is not None and not isinstance(options["reference"], str):
+        raise InputError(f"{where}.reference: expected a string, got {options['reference']!r}")
     if kind == "precomputed":
-        folder = _existing_path(where, spec, "path", want_dir=True)
-        fuse = PrecomputedFuse(folder, skip_missing=on_missing == "skip")
-        reference = f"precomputed results in {folder}"
+        options["folder"] = _existing_path(where, spec, "path", want_dir=True)
     elif kind == "command":
-        argv = _command_argv(where, spec.get("argv"))
-        timeout = _timeout(where, spec.get("timeout", DEFAULT_COMMAND_TIMEOUT_S))
+        options["argv"] = _command_argv(where, spec.get("argv"))
+        options["timeout"] = _timeout(where, spec.get("timeout", DEFAULT_COMMAND_TIMEOUT_S))
         cwd = spec.get("cwd")
-        if cwd is not None:
-            cwd = str(_existing_path(where, spec, "cwd", want_dir=True))
-        fuse = CommandFuse(argv, timeout, cwd, skip_missing=on_missing == "skip", name=name)
+        options["cwd"] = None if cwd is None else str(_existing_path(where, spec, "cwd", True))
+    else:
+        options["model"] = _existing_path(where, spec, "path", want_dir=False)
+        options["device"] = spec.get("device", "cpu")
+        if not isinstance(options["device"], str) or not options["device"]:
+            raise InputError(
+                f"{where}.device: expected a torch device name, got {options['device']!r}"
+            )
+    return options
+
+
+def build_external_teacher(name: str, spec: Mapping[str, Any]) -> Teacher:
+    """Build the :class:`~fusionfm.teacher.registry.Teacher` of one external config entry.
+
+    The teacher is not registered (call :func:`fusionfm.teacher.registry.register` for that); its
+    ``builtin`` is false and its ``fuse`` is ``fuse(a, b, task, *, pair)``, a picklable object, so
+    it can be sent to worker processes. Only the keys of the entry's kind are accepted; options
+    left out take their kind's defaults (``timeout`` 120 s, ``device`` ``cpu``).
+
+    Args:
+        name: teacher name (letters, digits, ``_``, ``-``); also names it in error messages.
+        spec: the entry: ``kind`` plus the keys of that kind (see the module docstring).
+
+    Returns:
+        The teacher.
+
+    Raises:
+        InputError: see :func:`check_external_spec`; also (torchscript) a file that is not a
+            loadable TorchScript model.
+    """
+    where = f"external teacher {name!r}"
+    options = _checked_options(name, spec)
+    skip = options["on_missing"] == "skip"
+    fuse: PrecomputedFuse | CommandFuse | TorchScriptFuse
+    if options["kind"] == "precomputed":
+        fuse = PrecomputedFuse(options["folder"], skip_missing=skip)
+        reference = f"precomputed results in {options['folder']}"
+    elif options["kind"] == "command":
+        argv = options["argv"]
+        fuse = CommandFuse(argv, options["timeout"], options["cwd"], skip_missing=skip, name=name)
         reference = f"external command {' '.join(argv)}"
     else:
-        model = _existing_path(where, spec, "path", want_dir=False)
-        device = spec.get("device", "cpu")
-        if not isinstance(device, str) or not device:
-            raise InputError(f"{where}.device: expected a torch device name, got {device!r}")
-        fuse = TorchScriptFuse(model, device)
+        fuse = TorchScriptFuse(options["model"], options["device"])
         fuse.load()  # fail now, with the teacher's name, not on the first pair
-        reference = f"TorchScript model {model}"
-    reference = spec.get("reference") or reference
-    if not isinstance(reference, str):
-        raise InputError(f"{where}.reference: expected a string, got {reference!r}")
+        reference = f"TorchScript model {options['model']}"
+    reference = options["reference"] or reference
     try:
-        return Teacher(name=name, tasks=tasks, fuse=fuse, reference=reference, defaults={})
+        return Teacher(
+            name=name, tasks=options["tasks"], fuse=fuse, reference=reference, defaults={}
+        )
     except ValueError as err:
         raise InputError(f"{where}: {err}") from err
 
@@ -656,6 +687,7 @@ __all__ = [
     "TorchScriptFuse",
     "apply_color_rule",
     "build_external_teacher",
+    "check_external_spec",
     "discover_priors",
     "external_tasks",
     "sanitize_teacher_name",

@@ -40,7 +40,12 @@ from fusionfm.io import (
     write_image,
     write_table,
 )
-from fusionfm.teacher.external import SkippedPair, build_external_teacher, external_tasks
+from fusionfm.teacher.external import (
+    SkippedPair,
+    build_external_teacher,
+    check_external_spec,
+    external_tasks,
+)
 from fusionfm.teacher.registry import Teacher, check_teacher_params, get_teacher, run_teacher
 from fusionfm.utils import fork_context
 
@@ -125,8 +130,9 @@ def teacher_names_for(
         Teacher names.
 
     Raises:
-        InputError: unknown task or built-in, a built-in's unknown parameter, or a name used
-            both by a built-in (listed or registered) and an external teacher.
+        InputError: unknown task or built-in, a built-in's unknown parameter, an invalid
+            external entry (:func:`~fusionfm.teacher.external.check_external_spec`), or a name
+            used both by a built-in (listed or registered) and an external teacher.
     """
     if task not in TASKS:
         raise InputError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
@@ -145,8 +151,7 @@ def teacher_names_for(
             names.append(name)
     for name, spec in external_config.items():
         _check_not_builtin(name)
-        if not isinstance(spec, Mapping):
-            raise InputError(f"external teacher {name!r}: expected a mapping, got {spec!r}")
+        check_external_spec(name, spec)
         datasets = spec.get("datasets")
         if task in external_tasks(name, spec) and (datasets is None or dataset in datasets):
             names.append(name)

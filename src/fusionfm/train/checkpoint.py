@@ -135,6 +135,34 @@ def model_payload(
     }
 
 
+def _weights_mismatch(model: FusionUNet, state: Any) -> str:
+    """How ``state`` differs from ``model``'s tensors, in one line ("" when it fits)."""
+    if not isinstance(state, Mapping):
+        return f"state_dict is a {type(state).__name__}, not a mapping"
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    resized = [
+        k
+        for k in expected
+        if k in state
+        and isinstance(state[k], torch.Tensor)
+        and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    parts = []
+    if resized:
+        k = resized[0]
+        parts.append(
+            f"{len(resized)} tensor(s) of another shape, e.g. {k}: "
+            f"{tuple(state[k].shape)} in the file, {tuple(expected[k].shape)} in the model"
+        )
+    if missing:
+        parts.append(f"{len(missing)} missing, e.g. {missing[0]}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
+    return "; ".join(parts)
+
+
 def model_from_payload(payload: Mapping[str, Any], where: str = "checkpoint") -> FusionUNet:
     """Build a :class:`FusionUNet` from a model (or train-state) payload.
 
@@ -145,12 +173,17 @@ def model_from_payload(payload: Mapping[str, Any], where: str = "checkpoint") ->
         # Checkpoints written before these options existed hold the models without them.
         config = UNetConfig.from_dict(_upgrade_model_config(payload["model_config"]))
         model = FusionUNet(config)
+        mismatch = _weights_mismatch(model, payload["state_dict"])
+        if mismatch:
+            raise InputError(f"{where}: weights do not fit the model config ({mismatch})")
         model.load_state_dict(payload["state_dict"])
         model.flow_start = str(dict(payload.get("train_config") or {}).get("start", "mean"))
+        model.learned_tasks = tuple(str(task) for task in payload.get("tasks") or ())
     except KeyError as err:
         raise InputError(f"{where}: missing key {err}") from err
     except (RuntimeError, TypeError) as err:
-        raise InputError(f"{where}: weights do not fit the model config ({err})") from err
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise InputError(f"{where}: weights do not fit the model config ({first_line})") from err
     return model
 
 
