@@ -13,6 +13,12 @@ LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 def luma(image: np.ndarray) -> np.ndarray:
     """Gray level used for scoring: ``round(0.299 R + 0.587 G + 0.114 B)``; gray passes through.
 
+    The sum is evaluated in one fixed order, ``fma(B, 0.114, fma(R, 0.299, 0.587 G))`` with
+    exactly rounded fused multiply-adds: the order numpy's ``@`` took with OpenBLAS's FMA kernels
+    when the pinned metric references were made. Other orders round some half-way values the
+    other way (e.g. (1, 57, 103) -> 45.5 or 45.49999999999999) and move metric values by up to
+    1.5e-5; here the result does not depend on the machine's BLAS.
+
     Args:
         image: shape ``(H, W)`` or ``(H, W, 3)``, 0-255 scale.
 
@@ -25,8 +31,30 @@ def luma(image: np.ndarray) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] == 1:
         return array[:, :, 0]
     if array.ndim == 3 and array.shape[2] >= 3:
-        return np.round(array[:, :, :3] @ LUMA_WEIGHTS)
+        red, green, blue = array[:, :, 0], array[:, :, 1], array[:, :, 2]
+        weight_r, weight_g, weight_b = LUMA_WEIGHTS
+        return np.round(_fma(blue, weight_b, _fma(red, weight_r, weight_g * green)))
     raise ValueError(f"expected a (H, W) or (H, W, 3) image, got shape {array.shape}")
+
+
+def _fma(a: np.ndarray, b: float, c: np.ndarray) -> np.ndarray:
+    """``a * b + c`` rounded once (error-free product and sum, Dekker and Knuth); numpy's own
+    arithmetic rounds the product first. Exact for 8-bit ``a``."""
+    product = a * b
+    a_high, a_low = _split(a)
+    b_high, b_low = _split(np.float64(b))
+    product_error = ((a_high * b_high - product) + a_high * b_low + a_low * b_high) + a_low * b_low
+    total = product + c
+    c_part = total - product
+    sum_error = (product - (total - c_part)) + (c - c_part)
+    return total + (sum_error + product_error)
+
+
+def _split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Veltkamp's split of float64 ``x`` into a high and a low half of 26 bits each."""
+    scaled = 134217729.0 * x  # 2**27 + 1
+    high = scaled - (scaled - x)
+    return high, x - high
 
 
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:

@@ -276,32 +276,18 @@ def _fuse_command(args: argparse.Namespace) -> int:
         folder, other = (a, b) if a.is_dir() else (b, a)
         raise InputError(f"{folder} is a folder but {other} is not; give two files or two folders")
     model = load_student(args.model, args.device)
+    options = {
+        "task": args.task,
+        "steps": args.steps,
+        "method": args.method,
+        "start": args.start,
+        "allow_untrained_task": args.allow_untrained_task,
+    }
     if a.is_dir():
-        written = fuse_folders(
-            model,
-            a,
-            b,
-            args.output,
-            args.task,
-            args.steps,
-            args.method,
-            args.start,
-            progress=not args.quiet,
-            allow_untrained_task=args.allow_untrained_task,
-        )
+        written = fuse_folders(model, a, b, args.output, progress=not args.quiet, **options)
         print(f"fused {len(written)} pairs -> {args.output}", file=sys.stderr)
     else:
-        fuse_files(
-            model,
-            a,
-            b,
-            args.output,
-            args.task,
-            args.steps,
-            args.method,
-            args.start,
-            args.allow_untrained_task,
-        )
+        fuse_files(model, a, b, args.output, **options)
     return 0
 
 

@@ -12,7 +12,6 @@ import pickle
 import struct
 import sys
 import textwrap
-import time
 import zlib
 from pathlib import Path
 
@@ -182,13 +181,11 @@ def test_hanging_command_teacher_fails_the_stage_naming_teacher_and_pair(
 ) -> None:
     spec = _command_spec(tmp_path, "import time\ntime.sleep(120)\n", timeout=1)
     out = tmp_path / "out"
-    start = time.monotonic()
     with pytest.raises(InputError) as err:
         run_teacher_stage(
             deep_dataset[0], "ivf", "slow_method", spec, out / "images", out / "timing.parquet",
             workers=2, progress=False,
         )  # fmt: skip
-    assert time.monotonic() - start < 60
     message = str(err.value)
     assert message.startswith("external teacher 'slow_method': command ")
     assert "method.py" in message

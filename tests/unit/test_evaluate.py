@@ -24,6 +24,7 @@ from fusionfm.evaluate import (
     summary_table,
 )
 from fusionfm.io import MANIFEST_SCHEMA, read_image, read_table, write_image
+from fusionfm.metrics import compute_metrics
 from fusionfm.models import FusionUNet, UNetConfig
 from fusionfm.pseudolabel.scoring import score_dataset
 from fusionfm.pseudolabel.selection import SelectionConfig, composite_scores
@@ -141,6 +142,39 @@ def test_evaluate_model_rows(setup: dict) -> None:
         include_references=False,
     )
     assert set(bare["candidate"]) == {"student"}
+
+
+def test_student_scores_are_the_metrics_of_its_written_images(setup: dict, tmp_path: Path) -> None:
+    """Every student metric row equals the suite (and the task metrics) recomputed here on the
+    image evaluate_model wrote, against that pair's sources and ground truth."""
+    from fusionfm.pseudolabel.task_metrics import compute_task_metrics
+
+    table = evaluate_model(
+        setup["checkpoint"],
+        "00_mef",
+        setup["datasets"],
+        setup["scores"],
+        setup["labels"],
+        steps=2,
+        fused_dir=tmp_path,
+    )
+    _, dataset_dir, _ = setup["datasets"][0]
+    manifest = read_table(dataset_dir / "manifest.parquet", MANIFEST_SCHEMA).set_index("pair")
+    student = table[(table["candidate"] == "student") & (table["pair"] != "*")]
+    assert set(student["pair"]) == setup["test_pairs"]
+    for pair, rows in student.groupby("pair"):
+        fused = read_image(tmp_path / "tiny" / f"{pair}.png")
+        entry = manifest.loc[pair]
+        a, b = read_image(dataset_dir / entry.path_a), read_image(dataset_dir / entry.path_b)
+        expected = compute_metrics(
+            fused, a, b, ground_truth=read_image(dataset_dir / entry.path_gt)
+        )
+        expected |= compute_task_metrics(fused, a, b, "mef")
+        got = rows.set_index("metric")["value"]
+        for metric, value in expected.items():
+            assert got[metric] == pytest.approx(value, rel=1e-9, nan_ok=True), (pair, metric)
+        # and not the metrics of a source (a copy of A scores differently)
+        assert got["SSIM"] != pytest.approx(compute_metrics(a, a, b)["SSIM"], rel=1e-6)
 
 
 def _hand_table() -> pd.DataFrame:

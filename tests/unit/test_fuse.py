@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from fusionfm.fuse import add_fuse_command, fuse_files, fuse_folders, fuse_images
+from fusionfm.fuse import add_fuse_command, fuse_files, fuse_folders, fuse_images, fuse_luminance
 from fusionfm.io import InputError, read_image
-from fusionfm.models import FusionUNet, UNetConfig
+from fusionfm.models import TASK_INDEX, FusionUNet, UNetConfig
 from fusionfm.train.checkpoint import model_payload, save_checkpoint
 
 RNG = np.random.default_rng(0)
@@ -218,3 +218,26 @@ def test_cli_errors(tmp_path: Path, model_file: Path) -> None:
         args.handler(args)
     with pytest.raises(SystemExit):
         parser.parse_args(["fuse", "--model", "m", "--task", "nope", "a", "b", "-o", "o"])
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_fuse_luminance_is_the_hand_computed_euler_solve(steps: int) -> None:
+    """x_0 = mean of the sources on [0, 1]; x_{k+1} = x_k + v(x_k, k/n) / n; output clamp * 255."""
+    torch.manual_seed(3)
+    net = FusionUNet(UNetConfig(base_channels=8, depth=2, time_dim=8, max_groups=4)).eval()
+    with torch.no_grad():  # weights with a clearly non-zero velocity
+        for p in net.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    y_a = RNG.integers(0, 256, (12, 20)).astype(np.float64)
+    y_b = RNG.integers(0, 256, (12, 20)).astype(np.float64)
+    ya = torch.tensor(y_a / 255.0, dtype=torch.float32)[None, None]
+    yb = torch.tensor(y_b / 255.0, dtype=torch.float32)[None, None]
+    task = torch.tensor([TASK_INDEX["mif"]])
+    x = 0.5 * (ya + yb)
+    with torch.no_grad():
+        for k in range(steps):
+            x = x + net(x, torch.tensor([k / steps]), ya, yb, task) / steps
+    expected = (x[0, 0].clamp(0, 1).double() * 255).numpy()
+    fused = fuse_luminance(net, y_a, y_b, "mif", steps=steps)
+    np.testing.assert_allclose(fused, expected, rtol=0, atol=2e-3)  # float32 time grid
+    assert np.abs(fused - (y_a + y_b) / 2).mean() > 5  # the solve moved away from the start

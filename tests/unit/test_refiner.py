@@ -267,3 +267,27 @@ def test_refine_dataset_rejects_unknown_pairs(tmp_path: Path) -> None:
             progress=False,
         )
     assert not (tmp_path / "labels").exists()
+
+
+@pytest.mark.parametrize(
+    ("tolerance", "chosen"),
+    [(0.01, None), (0.05, "inject:0.25"), (0.08, "inject:0.50"), (0.2, "inject:1.00")],
+)
+def test_tolerance_decides_which_strength_is_kept(mff_pairs, tolerance: float, chosen) -> None:
+    """A blurred label under a FOCUS + MI profile: stronger detail injection raises the composite
+    and lowers MI more (normalized drops about 0.03, 0.07, 0.10 at strengths 0.25, 0.5, 1). The
+    tolerance alone decides which strength is kept: the strongest whose drop it allows."""
+    pair = mff_pairs[0]
+    config = SelectionConfig.from_dict({"profiles": {"mff": {"FOCUS": 1.0, "MI": 1.0}}})
+    images, scores = _candidates(pair.pair, "mff", pair.a, pair.b, MFF_TEACHERS)
+    blurred = cv2.GaussianBlur(images["laplacian_pyramid"], (0, 0), 1.2)
+    refiner = RefinerConfig.from_dict({"tolerance": tolerance, "operations": {"mff": ["detail"]}})
+    result = refine_pair(blurred, pair.a, pair.b, "mff", scores, config, refiner)
+    drops = {a.operation: a.worst_drop for a in result.attempts}
+    assert sorted(drops, key=drops.get) == ["inject:0.25", "inject:0.50", "inject:1.00"]
+    assert all(d > 0 for d in drops.values())  # every strength trades MI for focus
+    if chosen is None:
+        assert not result.accepted and "within tolerance 0.01" in result.reason
+    else:
+        assert result.accepted and result.operations == [chosen]
+        assert drops[chosen] <= tolerance < max(drops.values()) or chosen == "inject:1.00"

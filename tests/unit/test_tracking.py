@@ -262,7 +262,7 @@ _WORKER = textwrap.dedent(
 
     idx = int(sys.argv[1])
     Path("ready", str(idx)).touch()
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600  # a hang guard only
     while not Path("go").exists():
         if time.monotonic() > deadline:
             sys.exit("no go signal")
@@ -288,7 +288,7 @@ def test_concurrent_stage_runs_share_one_parent(workdir: Path) -> None:
     env.pop("PYTEST_CURRENT_TEST", None)  # behave like a real Snakemake job
     assert not (workdir / PARENT).exists() and not (workdir / "db").exists()
 
-    start = time.monotonic()
+    hang_guard = time.monotonic() + 600  # the workers only import mlflow and touch a file
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _WORKER, str(i)],
@@ -302,11 +302,11 @@ def test_concurrent_stage_runs_share_one_parent(workdir: Path) -> None:
     ]
     try:
         while len(list((workdir / "ready").iterdir())) < n:
-            assert time.monotonic() - start < 90, "workers did not get ready"
+            assert time.monotonic() < hang_guard, "workers hung before getting ready"
             assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
             time.sleep(0.02)
         (workdir / "go").touch()
-        outputs = [p.communicate(timeout=90) for p in procs]
+        outputs = [p.communicate(timeout=600) for p in procs]  # a hang guard only
     finally:
         for p in procs:
             if p.poll() is None:

@@ -160,10 +160,19 @@ def test_killed_run_resumes_to_identical_weights(tmp_path: Path, ivf_data: TaskD
     assert a.keys() == b.keys()
     for name in a:
         assert torch.equal(a[name], b[name]), name
-    for file in ("ewc.pt", "replay.pt"):
-        sa, sb = load_checkpoint(straight / file)["state"], load_checkpoint(killed / file)["state"]
-        if file == "ewc.pt":
-            assert all(torch.equal(sa["fisher"][k], sb["fisher"][k]) for k in sa["fisher"])
+    ewc_a, ewc_b = (load_checkpoint(f / "ewc.pt")["state"] for f in (straight, killed))
+    assert ewc_a["fisher"].keys() == ewc_b["fisher"].keys()
+    assert all(torch.equal(ewc_a["fisher"][k], ewc_b["fisher"][k]) for k in ewc_a["fisher"])
+    assert all(torch.equal(ewc_a["anchor"][k], ewc_b["anchor"][k]) for k in ewc_a["anchor"])
+    replay_a, replay_b = (load_checkpoint(f / "replay.pt")["state"] for f in (straight, killed))
+    assert (
+        replay_a["tasks"] == replay_b["tasks"] == ["ivf"] and replay_a["seen"] == replay_b["seen"]
+    )
+    assert torch.equal(replay_a["generator_state"], replay_b["generator_state"])
+    items_a, items_b = replay_a["items"]["ivf"], replay_b["items"]["ivf"]
+    assert len(items_a) == len(items_b) == config.replay_capacity
+    for item_a, item_b in zip(items_a, items_b, strict=True):
+        assert all(torch.equal(item_a[name], item_b[name]) for name in ("y_a", "y_b", "x_1"))
 
 
 def test_resume_refuses_other_config(tmp_path: Path, ivf_data: TaskData) -> None:
