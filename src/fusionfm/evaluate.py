@@ -42,6 +42,7 @@ from fusionfm.io import (
     write_image,
     write_table,
 )
+from fusionfm.metric_table import metric_table
 from fusionfm.metrics import compute_metrics
 from fusionfm.pseudolabel.selection import (
     SelectionConfig,
@@ -356,8 +357,13 @@ def summary_table(eval_table: pd.DataFrame, final_stage: str) -> pd.DataFrame:
         composite), ``pseudolabel_composite``, ``student_minus_teacher_mean``,
         ``student_PSNR_gt``/``student_SSIM_gt``, ``best_teacher_PSNR_gt``,
         ``pseudolabel_PSNR_gt`` (NaN without ground truth), ``ms_per_image`` and ``parameters``
-        of the student.
+        of the student, and the verdict of the field's table
+        (:func:`fusionfm.metric_table.metric_table`, all the task's test pairs):
+        ``student_mean_rank``, ``student_position`` among ``ranked_candidates``, and
+        ``best_by_mean_rank`` (the first of the others by mean rank).
     """
+    ranking = metric_table(eval_table, final_stage)
+    ranking = ranking[(ranking["dataset"] == ALL_PAIRS) & (ranking["role"] != PSEUDOLABEL)]
     student = eval_table[
         (eval_table["candidate"] == STUDENT) & (eval_table["stage"] == final_stage)
     ]
@@ -399,9 +405,22 @@ def summary_table(eval_table: pd.DataFrame, final_stage: str) -> pd.DataFrame:
                 "pseudolabel_PSNR_gt": mean(label, "PSNR_gt"),
                 "ms_per_image": mean(s, MS_PER_IMAGE),
                 "parameters": mean(s, PARAMETERS),
+                **_rank_columns(ranking[ranking["task"] == task]),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _rank_columns(ranked: pd.DataFrame) -> dict[str, Any]:
+    """The summary's mean-rank columns from one task's ranked rows of the metric table."""
+    student = ranked[ranked["candidate"] == STUDENT]
+    others = ranked[ranked["candidate"] != STUDENT].sort_values("mean_rank")
+    return {
+        "student_mean_rank": float(student["mean_rank"].iloc[0]) if len(student) else math.nan,
+        "student_position": float(student["position"].iloc[0]) if len(student) else math.nan,
+        "ranked_candidates": len(ranked),
+        "best_by_mean_rank": str(others["candidate"].iloc[0]) if len(others) else None,
+    }
 
 
 def _pyplot() -> Any:
@@ -512,11 +531,12 @@ def run_evaluation(
             of ``timing_steps``. ``False`` (an ablation, whose architecture the main variant
             already timed): every fusion runs once, its time recorded as it came.
         out_dir: gets ``eval.parquet`` (:data:`EVAL_SCHEMA`), ``forgetting.parquet``,
-            ``summary.parquet``, ``forgetting.png``, ``summary.png`` and ``fused/`` (the final
+            ``summary.parquet``, ``metric_table.parquet`` (:func:`fusionfm.metric_table.metric_table`), ``forgetting.png``, ``summary.png`` and ``fused/`` (the final
             model's fusions, ``<dataset>/<pair>.png``).
 
     Returns:
-        dict with ``eval``, ``forgetting`` (matrix), ``summary``, ``average_forgetting``.
+        dict with ``eval``, ``forgetting`` (matrix), ``summary``, ``metric_table``,
+        ``average_forgetting``.
     """
     if not stages:
         raise InputError("run_evaluation: no stages given")
@@ -555,8 +575,11 @@ def run_evaluation(
         else math.nan
     )
     summary = summary_table(table, stage_names[-1])
+    ranking = metric_table(table, stage_names[-1])
     out_dir.mkdir(parents=True, exist_ok=True)
     write_table(out_dir / "eval.parquet", table, EVAL_SCHEMA)
+    with atomic_path(out_dir / "metric_table.parquet") as tmp:
+        ranking.to_parquet(tmp, index=False)
     with atomic_path(out_dir / "forgetting.parquet") as tmp:
         matrix.reset_index().to_parquet(tmp, index=False)
     with atomic_path(out_dir / "summary.parquet") as tmp:
@@ -567,6 +590,7 @@ def run_evaluation(
         "eval": table,
         "forgetting": matrix,
         "summary": summary,
+        "metric_table": ranking,
         "average_forgetting": forgetting,
     }
 

@@ -23,6 +23,13 @@ import pandas as pd
 
 from fusionfm.evaluate import COMPOSITE, PSEUDOLABEL, STUDENT, plot_forgetting, plot_summary
 from fusionfm.io import MANIFEST_SCHEMA, SELECTION_SCHEMA, atomic_path, read_image, read_table
+from fusionfm.metric_table import (
+    ALL_DATASETS,
+    RANKED_METRICS,
+    SHOWN_METRICS,
+    metric_table,
+    rank_verdicts,
+)
 
 PathLike = str | os.PathLike[str]
 
@@ -46,6 +53,8 @@ figure img { display: block; border: 1px solid #ccc; }
 .label { outline: 3px solid #2a7; } .student { outline: 3px solid #c52; }
 .pass { color: #1a7f37; font-weight: bold; } .fail { color: #c52; font-weight: bold; }
 .note { color: #666; font-size: 0.9em; }
+.best { font-weight: bold; } .second { text-decoration: underline; }
+tr.student-row td { background: #fdf0e8; } tr.reference-row td { color: #777; }
 """
 
 
@@ -118,6 +127,51 @@ def summary_section(summary: pd.DataFrame) -> str:
         f"Parameters: {int(summary['parameters'].iloc[0]):,}.</p>"
     )
     return verdict + _table(shown)
+
+
+def field_table_section(table: pd.DataFrame) -> str:
+    """The field's verdict: per task the student's place by the eight-metric mean rank, then the
+    table of every ranked method (best per metric in bold, second underlined; the pseudo-labels
+    in grey, not ranked), all test pairs first and each dataset under a fold."""
+    verdicts = rank_verdicts(table)
+    parts = ["<ul>" + "".join(f"<li>{html.escape(v)}</li>" for v in verdicts.values()) + "</ul>"]
+    for task, of_task in table.groupby("task", sort=False):
+        parts.append(f"<h3>{html.escape(str(task))}: all test pairs</h3>")
+        parts.append(_ranked_table(of_task[of_task["dataset"] == ALL_DATASETS]))
+        folds = [
+            f"<details><summary>{html.escape(str(d))}</summary>{_ranked_table(rows)}</details>"
+            for d, rows in of_task.groupby("dataset", sort=False)
+            if d != ALL_DATASETS
+        ]
+        parts.extend(folds)
+    return "".join(parts)
+
+
+def _ranked_table(rows: pd.DataFrame) -> str:
+    columns = ["candidate", "pairs", *SHOWN_METRICS, "mean_rank", "position", "composite"]
+    ranked = rows[rows["role"] != PSEUDOLABEL]
+    marks: dict[tuple[int, str], str] = {}
+    for metric in RANKED_METRICS:
+        order = ranked[metric].dropna().sort_values(ascending=False)
+        for index, mark in zip(order.index[:2], ("best", "second"), strict=False):
+            marks[(index, metric)] = mark
+    for index, mark in zip(
+        ranked["mean_rank"].sort_values().index[:2], ("best", "second"), strict=False
+    ):
+        marks[(index, "mean_rank")] = mark
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for index, row in rows.iterrows():
+        klass = {STUDENT: "student-row", PSEUDOLABEL: "reference-row"}.get(row["role"], "")
+        cells = []
+        for column in columns:
+            value = row[column]
+            digits = 0 if column in ("pairs", "position") else 2 if column == "mean_rank" else 3
+            text = _fmt(float(value), digits) if column != "candidate" else _fmt(value)
+            mark = marks.get((index, column))
+            cells.append(f"<td class='{mark}'>{text}</td>" if mark else f"<td>{text}</td>")
+        body.append(f"<tr class='{klass}'>{''.join(cells)}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
 def metric_section(eval_table: pd.DataFrame, final_stage: str) -> str:
@@ -279,7 +333,13 @@ def build_report(
         f"<h1>{html.escape(title)}</h1><p class='note'>written {stamp}; final stage "
         f"{html.escape(final_stage)}; composites are the selection's task composites, normalized "
         "per pair over that pair's teachers (1 = best teacher on every profile metric)</p>",
-        "<h2>Student against teachers and pseudo-labels (test split)</h2>",
+        "<h2>The student among its teachers: the field's metric table (test split)</h2>",
+        "<p class='note'>means over the test pairs; each method ranked per metric on EN, SD, SF, "
+        "MI, SCD, VIF, Qabf and SSIM (1 = best), ordered by its mean rank; AG and CC shown, not "
+        "ranked; a teacher that did not fuse every test pair of a scope is left out of it; the "
+        "pseudo-labels (grey) are what the student learned from, shown for reference</p>",
+        field_table_section(metric_table(eval_table, final_stage)),
+        "<h2>Student against teachers and pseudo-labels: the selection's composite</h2>",
         summary_section(summary),
         _figure(summary_uri, "task composites"),
         "<h2>Images</h2>",
@@ -308,4 +368,4 @@ def build_report(
     return out
 
 
-__all__ = ["THUMBNAIL_HEIGHT", "build_report", "plot_training_curves"]
+__all__ = ["THUMBNAIL_HEIGHT", "build_report", "field_table_section", "plot_training_curves"]

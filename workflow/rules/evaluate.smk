@@ -10,6 +10,7 @@ rule evaluate_student:
         table="results/evaluate/{variant}/eval.parquet",
         forgetting="results/evaluate/{variant}/forgetting.parquet",
         summary="results/evaluate/{variant}/summary.parquet",
+        metric_table="results/evaluate/{variant}/metric_table.parquet",
         forgetting_plot="results/evaluate/{variant}/forgetting.png",
         summary_plot="results/evaluate/{variant}/summary.png",
         fused=directory("results/evaluate/{variant}/fused"),
