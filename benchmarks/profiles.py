@@ -43,7 +43,7 @@ TRIVIAL = ("copy_a", "copy_b", "pixel_max", "pixel_mean")
 BUILTIN = {teacher.name for teacher in builtin_teachers()}
 EIGHT = ("EN", "SD", "SF", "MI", "SCD", "VIF", "Qabf", "SSIM")
 BUILTIN_PROFILES: dict[str, dict[str, dict[str, float]]] = {
-    "default": dict(SelectionConfig().profiles),
+    "default": {task: dict(weights) for task, weights in SelectionConfig().profiles.items()},
     "eight_metrics": dict.fromkeys(TASKS, dict.fromkeys(EIGHT, 1.0)),
     "ssim_vif_qabf": dict.fromkeys(TASKS, {"SSIM": 1.0, "VIF": 1.0, "Qabf": 1.0}),
 }

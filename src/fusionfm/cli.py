@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 TABLE_SUFFIXES = (".parquet", ".csv")
 """What ``fusionfm metrics -o`` writes, by the output's suffix."""
@@ -56,6 +57,43 @@ def _mlflow_sync_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fuse_command(args: argparse.Namespace) -> int:
+    from fusionfm.fuse import run_fuse_command  # torch: only when fusing
+
+    return run_fuse_command(args)
+
+
+def _add_fuse_parser(commands: Any) -> None:
+    from fusionfm.config import MAX_SOLVER_STEPS, SOLVER_METHODS, START_MODES, TASKS
+
+    parser = commands.add_parser(
+        "fuse",
+        help="fuse a pair of images (or two folders) with a trained student",
+        description=(
+            "Fuse source images A and B with a trained FusionFM student into OUT. With two "
+            "folders, fuse every pair of images with the same file stem into OUT/<stem>.png."
+        ),
+    )
+    parser.add_argument("a", help="source A image, or a folder of them")
+    parser.add_argument("b", help="source B image, or a folder of them")
+    parser.add_argument("--model", required=True, help="student checkpoint (model.pt)")
+    parser.add_argument("--task", required=True, choices=TASKS, help="fusion task")
+    parser.add_argument("-o", "--output", required=True, help="fused image, or output folder")
+    parser.add_argument("--steps", type=int, default=4, help=f"solver steps, 1..{MAX_SOLVER_STEPS}")
+    parser.add_argument("--method", choices=SOLVER_METHODS, default="euler", help="ODE solver")
+    parser.add_argument(
+        "--start", choices=START_MODES, default=None, help="start image (default: as trained)"
+    )
+    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    parser.add_argument(
+        "--allow-untrained-task",
+        action="store_true",
+        help="fuse even if the checkpoint has not learned --task",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_fuse_command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fusionfm", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -79,9 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("-j", "--workers", type=int, default=1, help="folder mode: processes")
     metrics.set_defaults(handler=_metrics_command)
 
-    from fusionfm.fuse import add_fuse_command
-
-    add_fuse_command(commands)
+    _add_fuse_parser(commands)
     sync = commands.add_parser(
         "mlflow-sync",
         help="log the workflow's pending job records to MLflow",

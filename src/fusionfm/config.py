@@ -28,6 +28,15 @@ TASKS: tuple[str, ...] = ("ivf", "mif", "mef", "mff")
 SOURCES: tuple[str, ...] = ("synthetic", "dir", "url")
 """Where a dataset's pairs come from."""
 
+START_MODES: tuple[str, ...] = ("mean", "max", "a", "b")
+"""How the student's start image ``x_0`` is built from the sources (:func:`fusionfm.path.start_image`)."""
+
+SOLVER_METHODS: tuple[str, ...] = ("euler", "heun")
+"""The ODE solvers that integrate the student's velocity (:mod:`fusionfm.solver`)."""
+
+MIN_SOLVER_STEPS, MAX_SOLVER_STEPS = 1, 8
+"""The range of solver steps."""
+
 GROUND_TRUTH_FOLDER = "gt"
 """Name of the ground-truth folder, both in discovered source folders and in built datasets."""
 

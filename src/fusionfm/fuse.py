@@ -5,7 +5,8 @@ t=1 in a few Euler or Heun steps, conditioned on the sources and the task. Color
 teachers' rule (:func:`fusionfm.teacher.color.fuse_color`), so gray, RGB and mixed pairs of any
 size work (the network pads to its stride and crops back).
 
-Command line (registered by the integrator through :func:`add_fuse_command`)::
+Command line (its arguments are defined in :mod:`fusionfm.cli`, which imports this module only
+to run it, so that ``fusionfm metrics`` starts without torch)::
 
     fusionfm fuse --model M --task ivf A.png B.png -o OUT.png
     fusionfm fuse --model M --task ivf A_DIR B_DIR -o OUT_DIR     # every pair matched by stem
@@ -18,13 +19,12 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from fusionfm.config import TASKS
+from fusionfm.config import SOLVER_METHODS, START_MODES, TASKS
 from fusionfm.io import (
     IMAGE_EXTENSIONS,
     InputError,
@@ -35,8 +35,8 @@ from fusionfm.io import (
     write_image,
 )
 from fusionfm.models import TASK_INDEX, FusionUNet
-from fusionfm.path import START_MODES, start_image
-from fusionfm.solver import MAX_STEPS, METHODS, check_steps, sample
+from fusionfm.path import start_image
+from fusionfm.solver import check_steps, sample
 from fusionfm.teacher.color import fuse_color
 
 _LOG = logging.getLogger(__name__)
@@ -158,8 +158,10 @@ def fuse_images(
     if task not in TASKS:
         raise InputError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
     check_steps(steps)
-    if method not in METHODS:
-        raise InputError(f"method: unknown {method!r} (expected one of {', '.join(METHODS)})")
+    if method not in SOLVER_METHODS:
+        raise InputError(
+            f"method: unknown {method!r} (expected one of {', '.join(SOLVER_METHODS)})"
+        )
     if start is not None and start not in START_MODES:
         raise InputError(f"start: unknown {start!r} (expected one of {', '.join(START_MODES)})")
     net = load_student(model)
@@ -270,7 +272,9 @@ def fuse_folders(
     return written
 
 
-def _fuse_command(args: argparse.Namespace) -> int:
+def run_fuse_command(args: argparse.Namespace) -> int:
+    """``fusionfm fuse`` (arguments: :func:`fusionfm.cli.build_parser`): a pair of files, or two
+    folders fused pair by pair."""
     a, b = Path(args.a), Path(args.b)
     if a.is_dir() != b.is_dir():
         folder, other = (a, b) if a.is_dir() else (b, a)
@@ -291,50 +295,12 @@ def _fuse_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_fuse_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``fuse`` subcommand to an ``argparse`` subparsers object.
-
-    The parser's default ``handler(args) -> int`` runs it (the ``fusionfm`` CLI convention);
-    errors are :class:`fusionfm.io.InputError`.
-
-    Returns:
-        argparse.ArgumentParser: the ``fuse`` parser.
-    """
-    parser = subparsers.add_parser(
-        "fuse",
-        help="fuse a pair of images (or two folders) with a trained student",
-        description=(
-            "Fuse source images A and B with a trained FusionFM student into OUT. With two "
-            "folders, fuse every pair of images with the same file stem into OUT/<stem>.png."
-        ),
-    )
-    parser.add_argument("a", help="source A image, or a folder of them")
-    parser.add_argument("b", help="source B image, or a folder of them")
-    parser.add_argument("--model", required=True, help="student checkpoint (model.pt)")
-    parser.add_argument("--task", required=True, choices=TASKS, help="fusion task")
-    parser.add_argument("-o", "--output", required=True, help="fused image, or output folder")
-    parser.add_argument("--steps", type=int, default=4, help=f"solver steps, 1..{MAX_STEPS}")
-    parser.add_argument("--method", choices=METHODS, default="euler", help="ODE solver")
-    parser.add_argument(
-        "--start", choices=START_MODES, default=None, help="start image (default: as trained)"
-    )
-    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
-    parser.add_argument(
-        "--allow-untrained-task",
-        action="store_true",
-        help="fuse even if the checkpoint has not learned --task",
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(handler=_fuse_command)
-    return parser
-
-
 __all__ = [
-    "add_fuse_command",
     "check_learned_task",
     "fuse_files",
     "fuse_folders",
     "fuse_images",
     "fuse_luminance",
     "load_student",
+    "run_fuse_command",
 ]

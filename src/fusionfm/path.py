@@ -19,12 +19,10 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from fusionfm.config import START_MODES
 from fusionfm.io import InputError
 
 StartMode = Literal["mean", "max", "a", "b"]
-
-START_MODES: tuple[str, ...] = ("mean", "max", "a", "b")
-"""How :func:`start_image` builds ``x_0`` from the sources ``y_a`` and ``y_b``."""
 
 
 @dataclass
@@ -151,4 +149,4 @@ def start_image(
     return x_0
 
 
-__all__ = ["START_MODES", "PathSample", "StartMode", "StraightPath", "expand_time", "start_image"]
+__all__ = ["PathSample", "StartMode", "StraightPath", "expand_time", "start_image"]

@@ -14,20 +14,14 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from fusionfm.config import MAX_SOLVER_STEPS, MIN_SOLVER_STEPS, SOLVER_METHODS
 from fusionfm.io import InputError
 
 VelocityFn = Callable[..., Tensor]
 Method = Literal["euler", "heun"]
 
-METHODS: tuple[str, ...] = ("euler", "heun")
-"""Solvers known to :func:`sample`."""
 
-MIN_STEPS = 1
-MAX_STEPS = 8
-"""The student samples in 1 to 8 steps."""
-
-
-def check_steps(steps: int, low: int = MIN_STEPS, high: int = MAX_STEPS) -> int:
+def check_steps(steps: int, low: int = MIN_SOLVER_STEPS, high: int = MAX_SOLVER_STEPS) -> int:
     """Validate a number of solver steps.
 
     Args:
@@ -139,14 +133,13 @@ def sample(
     """
     check_steps(steps)
     if method not in _SOLVERS:
-        raise InputError(f"method: unknown {method!r} (expected one of {', '.join(METHODS)})")
+        raise InputError(
+            f"method: unknown {method!r} (expected one of {', '.join(SOLVER_METHODS)})"
+        )
     return _SOLVERS[method](model, x0, steps, **dict(cond or {}))
 
 
 __all__ = [
-    "MAX_STEPS",
-    "METHODS",
-    "MIN_STEPS",
     "Method",
     "VelocityFn",
     "check_steps",

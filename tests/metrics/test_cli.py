@@ -94,3 +94,18 @@ def test_bad_inputs_are_named(tmp_path, capsys, problem, expected):
     err = capsys.readouterr().err
     assert expected in err
     assert "fused.png" in err
+
+
+def test_metrics_command_does_not_import_torch():
+    """Scoring one triple needs no deep-learning framework: torch (about 2 s to import) is only
+    loaded by ``fusionfm fuse``."""
+    code = (
+        "import sys\n"
+        "from fusionfm.cli import main\n"
+        f"assert main(['metrics', {str(TRIPLE / 'fused.png')!r}, {str(TRIPLE / 'a.png')!r}, "
+        f"{str(TRIPLE / 'b.png')!r}]) == 0\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert '"SSIM"' in result.stdout

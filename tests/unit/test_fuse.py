@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from fusionfm.fuse import add_fuse_command, fuse_files, fuse_folders, fuse_images, fuse_luminance
+from fusionfm.cli import build_parser
+from fusionfm.fuse import fuse_files, fuse_folders, fuse_images, fuse_luminance
 from fusionfm.io import InputError, read_image
 from fusionfm.models import TASK_INDEX, FusionUNet, UNetConfig
 from fusionfm.train.checkpoint import model_payload, save_checkpoint
@@ -102,9 +103,7 @@ def test_fuse_files_and_errors(tmp_path: Path, model_file: Path) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fusionfm")
-    add_fuse_command(parser.add_subparsers(dest="command", required=True))
-    return parser
+    return build_parser()
 
 
 def test_cli_file_mode(tmp_path: Path, model_file: Path) -> None:

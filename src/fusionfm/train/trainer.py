@@ -44,12 +44,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fusionfm.config import reject_unknown_keys
+from fusionfm.config import START_MODES, reject_unknown_keys
 from fusionfm.continual import EWCPenalty, ReplayBuffer, num_replay
 from fusionfm.io import InputError
 from fusionfm.loss import endpoint_gradient_loss, flow_matching_loss
 from fusionfm.models import TASK_INDEX, FusionUNet, UNetConfig
-from fusionfm.path import START_MODES, StraightPath, start_image
+from fusionfm.path import StraightPath, start_image
 from fusionfm.train import checkpoint as ckpt
 from fusionfm.train.data import FIELDS, Batch, TaskData, TaskMixture
 
