@@ -86,6 +86,13 @@ def _add_fuse_parser(commands: Any) -> None:
     )
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     parser.add_argument(
+        "-j",
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for the network (default: torch's, usually every core)",
+    )
+    parser.add_argument(
         "--allow-untrained-task",
         action="store_true",
         help="fuse even if the checkpoint has not learned --task",

@@ -279,6 +279,10 @@ def run_fuse_command(args: argparse.Namespace) -> int:
     if a.is_dir() != b.is_dir():
         folder, other = (a, b) if a.is_dir() else (b, a)
         raise InputError(f"{folder} is a folder but {other} is not; give two files or two folders")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(f"--threads: expected a positive number, got {args.threads}")
+        torch.set_num_threads(args.threads)
     model = load_student(args.model, args.device)
     options = {
         "task": args.task,

@@ -240,3 +240,18 @@ def test_fuse_luminance_is_the_hand_computed_euler_solve(steps: int) -> None:
     fused = fuse_luminance(net, y_a, y_b, "mif", steps=steps)
     np.testing.assert_allclose(fused, expected, rtol=0, atol=2e-3)  # float32 time grid
     assert np.abs(fused - (y_a + y_b) / 2).mean() > 5  # the solve moved away from the start
+
+
+def test_cli_threads_sets_torch_threads(tmp_path: Path, model_file: Path) -> None:
+    a = _save(tmp_path / "a.png", _img(8, 8, False))
+    b = _save(tmp_path / "b.png", _img(8, 8, False))
+    before = torch.get_num_threads()
+    base = ["fuse", "--model", str(model_file), "--task", "ivf", str(a), str(b)]
+    try:
+        args = _parser().parse_args([*base, "-o", str(tmp_path / "f.png"), "--threads", "1"])
+        assert args.handler(args) == 0 and torch.get_num_threads() == 1
+        args = _parser().parse_args([*base, "-o", str(tmp_path / "g.png"), "-j", "0"])
+        with pytest.raises(InputError, match="--threads"):
+            args.handler(args)
+    finally:
+        torch.set_num_threads(before)
