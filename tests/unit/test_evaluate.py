@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -93,16 +94,21 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     }
 
 
-def test_evaluate_model_rows(setup: dict) -> None:
-    table = evaluate_model(
+def _evaluate_setup(setup: dict, **options: Any) -> pd.DataFrame:
+    """evaluate_model on the fixture's checkpoint, datasets, scores and labels, at 2 steps."""
+    return evaluate_model(
         setup["checkpoint"],
         "00_mef",
         setup["datasets"],
         setup["scores"],
         setup["labels"],
         steps=2,
-        timing_steps=(1, 2),
+        **options,
     )
+
+
+def test_evaluate_model_rows(setup: dict) -> None:
+    table = _evaluate_setup(setup, timing_steps=(1, 2))
     assert list(table.columns) == EVAL_SCHEMA.names
     assert set(table["stage"]) == {"00_mef"} and set(table["task"]) == {"mef"}
     assert set(table["candidate"]) == {"student", "average", "maximum", "pseudolabel"}
@@ -149,15 +155,7 @@ def test_student_scores_are_the_metrics_of_its_written_images(setup: dict, tmp_p
     image evaluate_model wrote, against that pair's sources and ground truth."""
     from fusionfm.pseudolabel.task_metrics import compute_task_metrics
 
-    table = evaluate_model(
-        setup["checkpoint"],
-        "00_mef",
-        setup["datasets"],
-        setup["scores"],
-        setup["labels"],
-        steps=2,
-        fused_dir=tmp_path,
-    )
+    table = _evaluate_setup(setup, fused_dir=tmp_path)
     _, dataset_dir, _ = setup["datasets"][0]
     manifest = read_table(dataset_dir / "manifest.parquet", MANIFEST_SCHEMA).set_index("pair")
     student = table[(table["candidate"] == "student") & (table["pair"] != "*")]
