@@ -473,6 +473,7 @@ def evaluate_student(
             method=evaluate_config["method"],
             selection_config=SelectionConfig.from_dict(selection_config),
             timing_steps=tuple(evaluate_config["timing_steps"]),
+            timing_pairs=evaluate_config["timing_pairs"],
             workers=workers,
             timed=variant == "main",  # the ablations share its architecture
         )

@@ -273,3 +273,13 @@ def test_run_evaluation_times_step_counts_only_when_timed(
     assert "ms_per_image" in metrics  # every fusion's time is recorded either way
     step_counts = {"ms_per_image@1", "ms_per_image@2"}
     assert step_counts & metrics == (step_counts if timed else set())
+
+
+def test_only_the_first_timing_pairs_are_timed(setup: dict) -> None:
+    table = _evaluate_setup(setup, timing_steps=(1,), timing_pairs=1)
+    student = table[(table["candidate"] == "student") & (table["pair"] != "*")]
+    timed = student.loc[student["metric"].str.startswith("ms_per_image"), "pair"]
+    assert timed.nunique() == 1 and len(setup["test_pairs"]) > 1
+    first = sorted(setup["test_pairs"], key=list(student["pair"]).index)[0]
+    assert set(timed) == {first}
+    assert set(student.loc[student["metric"] == "composite", "pair"]) == setup["test_pairs"]
