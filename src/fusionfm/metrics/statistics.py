@@ -31,7 +31,12 @@ def spatial_frequency_gray(f: np.ndarray) -> float:
 
 def average_gradient_gray(f: np.ndarray) -> float:
     grad_y, grad_x = np.gradient(f)
-    return float(np.mean(np.sqrt((grad_x**2 + grad_y**2) / 2.0)))
+    np.multiply(grad_x, grad_x, out=grad_x)  # in place: (gx^2 + gy^2) / 2, then its root
+    np.multiply(grad_y, grad_y, out=grad_y)
+    grad_x += grad_y
+    grad_x *= 0.5
+    np.sqrt(grad_x, out=grad_x)
+    return float(np.mean(grad_x))
 
 
 def entropy(fused: np.ndarray) -> float:
