@@ -197,10 +197,7 @@ def download_archive(
             actual = _fetch(url, out, timeout, progress)
         if actual != expected:
             raise InputError(f"{url}: sha256 mismatch: expected {expected}, got {actual}")
-        try:
-            safe_extract(archive, dest_dir)
-        except InputError as err:  # name the URL, not the temporary file the user never saw
-            raise InputError(str(err).replace(str(archive), url)) from err
+        safe_extract(archive, dest_dir, source=url)  # errors name the URL, not the temporary
     finally:
         archive.unlink(missing_ok=True)
     return dest_dir
@@ -243,6 +240,7 @@ def safe_extract(
     archive: str | os.PathLike[str],
     dest: str | os.PathLike[str],
     max_bytes: int = MAX_EXTRACTED_BYTES,
+    source: str | None = None,
 ) -> Path:
     """Extract a zip or tar archive (plain, gz, bz2, xz), refusing anything unsafe.
 
@@ -256,6 +254,8 @@ def safe_extract(
         archive: the archive file.
         dest: folder to extract into (replaced if it exists).
         max_bytes: cap on the total size of the extracted files.
+        source: what error messages call the archive (default: its path), e.g. the URL it was
+            downloaded from.
 
     Returns:
         ``dest``.
@@ -265,57 +265,58 @@ def safe_extract(
             message names the member and the problem). ``dest`` is then left untouched.
     """
     archive, dest = Path(archive), Path(dest)
+    shown = source or str(archive)
     if not archive.is_file():
-        raise InputError(f"{archive}: no such archive")
+        raise InputError(f"{shown}: no such archive")
     if zipfile.is_zipfile(archive):
         extract = _extract_zip
     elif tarfile.is_tarfile(archive):
         extract = _extract_tar
     else:
-        raise InputError(f"{archive}: not a zip or tar (.tar, .tar.gz, .tar.bz2, .tar.xz) archive")
+        raise InputError(f"{shown}: not a zip or tar (.tar, .tar.gz, .tar.bz2, .tar.xz) archive")
     with atomic_directory(dest) as tmp:
         try:
-            extract(archive, tmp, _Budget(archive, max_bytes))
+            extract(archive, tmp, _Budget(shown, max_bytes))
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, RuntimeError) as err:
             if isinstance(err, InputError):
                 raise
-            raise InputError(f"{archive}: broken or unreadable archive ({err})") from err
+            raise InputError(f"{shown}: broken or unreadable archive ({err})") from err
     return dest
 
 
 class _Budget:
-    """Counts extracted bytes against the cap."""
+    """Counts extracted bytes against the cap; ``source`` names the archive in messages."""
 
-    def __init__(self, archive: Path, max_bytes: int) -> None:
-        self.archive, self.max_bytes, self.used = archive, max_bytes, 0
+    def __init__(self, source: str, max_bytes: int) -> None:
+        self.source, self.max_bytes, self.used = source, max_bytes, 0
 
     def spend(self, n: int, member: str) -> None:
         self.used += n
         if self.used > self.max_bytes:
             raise InputError(
-                f"{self.archive}: member {member!r} takes the extracted size past the limit of "
+                f"{self.source}: member {member!r} takes the extracted size past the limit of "
                 f"{self.max_bytes} bytes (zip bomb?)"
             )
 
 
-def _member_target(archive: Path, root: Path, name: str) -> Path | None:
+def _member_target(source: str, root: Path, name: str) -> Path | None:
     """The path ``name`` extracts to under ``root``, or None for the archive's root entry."""
     if "\0" in name:
-        raise InputError(f"{archive}: member {name!r} has a NUL character in its name")
+        raise InputError(f"{source}: member {name!r} has a NUL character in its name")
     # Backslashes count as separators so that Windows-made archives cannot smuggle '..\\'.
     if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-        raise InputError(f"{archive}: member {name!r} has an absolute path")
+        raise InputError(f"{source}: member {name!r} has an absolute path")
     parts = [p for p in re.split(r"[\\/]+", name) if p not in ("", ".")]
     if ".." in parts:
         raise InputError(
-            f"{archive}: member {name!r} has a '..' component (would write outside the folder)"
+            f"{source}: member {name!r} has a '..' component (would write outside the folder)"
         )
     if not parts:
         return None
     target = root.joinpath(*parts)
     # Defence in depth: nothing extracted is a link, so this holds unless the checks above miss a case.
     if not target.resolve().is_relative_to(root.resolve()):
-        raise InputError(f"{archive}: member {name!r} resolves outside the destination")
+        raise InputError(f"{source}: member {name!r} resolves outside the destination")
     return target
 
 
@@ -331,20 +332,20 @@ def _extract_zip(archive: Path, root: Path, budget: _Budget) -> None:
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
         for info in infos:  # all names are checked before anything is written
-            _member_target(archive, root, info.filename)
+            _member_target(budget.source, root, info.filename)
             # Unix file type bits; many writers store permission bits only (type 0 = regular file).
             file_type = stat.S_IFMT(info.external_attr >> 16)
             if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
                 kind = "a symlink" if file_type == stat.S_IFLNK else "a special file"
                 raise InputError(
-                    f"{archive}: member {info.filename!r} is {kind}; links and special files are refused"
+                    f"{budget.source}: member {info.filename!r} is {kind}; links and special files are refused"
                 )
         if sum(info.file_size for info in infos) > budget.max_bytes:
             raise InputError(
-                f"{archive}: would extract to more than {budget.max_bytes} bytes (zip bomb?)"
+                f"{budget.source}: would extract to more than {budget.max_bytes} bytes (zip bomb?)"
             )
         for info in infos:
-            target = _member_target(archive, root, info.filename)
+            target = _member_target(budget.source, root, info.filename)
             if target is None:
                 continue
             if info.is_dir():
@@ -358,16 +359,16 @@ def _extract_tar(archive: Path, root: Path, budget: _Budget) -> None:
     # "r:*" detects gzip/bz2/xz from the content; members are checked one by one as they stream.
     with tarfile.open(archive, mode="r:*") as tf:
         for member in tf:
-            target = _member_target(archive, root, member.name)
+            target = _member_target(budget.source, root, member.name)
             if member.issym() or member.islnk():
                 kind = "symlink" if member.issym() else "hardlink"
                 raise InputError(
-                    f"{archive}: member {member.name!r} is a {kind} to {member.linkname!r}"
+                    f"{budget.source}: member {member.name!r} is a {kind} to {member.linkname!r}"
                     f"{_outside_note(member)}; links are refused"
                 )
             if not (member.isreg() or member.isdir()):
                 raise InputError(
-                    f"{archive}: member {member.name!r} is a special file (device, fifo or other); refused"
+                    f"{budget.source}: member {member.name!r} is a special file (device, fifo or other); refused"
                 )
             if target is None:
                 continue
@@ -376,7 +377,7 @@ def _extract_tar(archive: Path, root: Path, budget: _Budget) -> None:
                 continue
             source = tf.extractfile(member)
             if source is None:  # cannot happen for a regular file; guard anyway
-                raise InputError(f"{archive}: member {member.name!r} could not be read")
+                raise InputError(f"{budget.source}: member {member.name!r} could not be read")
             with source:
                 _copy_member(source, target, budget, member.name)
 
