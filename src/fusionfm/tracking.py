@@ -324,19 +324,26 @@ def _store_lock(uri: str) -> contextlib.AbstractContextManager[object]:
     return _file_lock(path) if path is not None else contextlib.nullcontext()
 
 
-def _is_transient(err: BaseException) -> bool:
-    """Whether ``err`` (or an exception it wraps) is a retryable "database is locked/busy"."""
+def _exception_chain(err: BaseException) -> Iterator[BaseException]:
+    """``err`` and the exceptions it wraps (``__cause__``, else ``__context__``), each once."""
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        name = type(current).__name__
-        if name in ("OperationalError", "MlflowException") or "sqlite" in type(current).__module__:
-            text = str(current).lower()
-            if any(word in text for word in _TRANSIENT_WORDS):
-                return True
+        yield current
         current = current.__cause__ or current.__context__
-    return False
+
+
+def _is_transient(err: BaseException) -> bool:
+    """Whether ``err`` (or an exception it wraps) is a retryable "database is locked/busy"."""
+    return any(
+        (
+            type(e).__name__ in ("OperationalError", "MlflowException")
+            or "sqlite" in type(e).__module__
+        )
+        and any(word in str(e).lower() for word in _TRANSIENT_WORDS)
+        for e in _exception_chain(err)
+    )
 
 
 _CORRUPT_WORDS = ("file is not a database", "database disk image is malformed")
@@ -344,14 +351,7 @@ _CORRUPT_WORDS = ("file is not a database", "database disk image is malformed")
 
 def _is_corrupt_sqlite(err: BaseException) -> bool:
     """Whether ``err`` (or an exception it wraps) says the SQLite file is not a database."""
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if any(word in str(current).lower() for word in _CORRUPT_WORDS):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+    return any(word in str(e).lower() for e in _exception_chain(err) for word in _CORRUPT_WORDS)
 
 
 def _corrupt_store_error(uri: str) -> InputError:
@@ -759,6 +759,22 @@ def _get_or_create_experiment(
     return experiment.experiment_id
 
 
+def _parent_record(run: Any, experiment: str, uri: str) -> dict[str, Any]:
+    """The ``parent.json`` content of parent run ``run`` (its id, experiment, store, the git
+    commit and config hash it was tagged with, and its start time)."""
+    return {
+        "run_id": run.info.run_id,
+        "experiment_id": run.info.experiment_id,
+        "experiment": experiment,
+        "tracking_uri": uri,
+        "git_commit": run.data.tags.get("git.commit"),
+        "config_sha256": run.data.tags.get("config.sha256"),
+        "created": datetime.fromtimestamp(run.info.start_time / 1000, UTC).isoformat(
+            timespec="seconds"
+        ),
+    }
+
+
 def _find_parent_run(client: MlflowClient, experiment_id: str, workdir: str) -> Any:
     """The newest live parent run of the results tree in ``workdir``, or None."""
     runs = client.search_runs(
@@ -840,28 +856,18 @@ def ensure_parent_run(
             lambda c: _get_or_create_experiment(c, experiment, artifact_location),
             "get/create experiment",
         )
-        commit = _git_commit()
-        sha = _config_sha256(config)
         workdir = Path.cwd()
         # parent.json lost or damaged: this tree's parent may still be in the store; reuse it.
         found = store.call(
             lambda c: _find_parent_run(c, experiment_id, str(workdir)), "find parent run"
         )
         if found is not None:
-            info = {
-                "run_id": found.info.run_id,
-                "experiment_id": experiment_id,
-                "experiment": experiment,
-                "tracking_uri": uri,
-                "git_commit": found.data.tags.get("git.commit"),
-                "config_sha256": found.data.tags.get("config.sha256"),
-                "created": datetime.fromtimestamp(found.info.start_time / 1000, UTC).isoformat(
-                    timespec="seconds"
-                ),
-            }
+            info = _parent_record(found, experiment, uri)
             _write_json_atomic(parent_json, info)
             _LOG.info("%s: recorded the existing parent run %s again", parent_json, info["run_id"])
             return info
+        commit = _git_commit()
+        sha = _config_sha256(config)
         tags = {
             MLFLOW_USER: _user(),
             "fusionfm.role": "parent",
@@ -876,15 +882,7 @@ def ensure_parent_run(
         )
         run_id = run.info.run_id
         store.call(lambda c: c.set_terminated(run_id, "FINISHED"), "finish parent run")
-        info = {
-            "run_id": run_id,
-            "experiment_id": experiment_id,
-            "experiment": experiment,
-            "tracking_uri": uri,
-            "git_commit": commit,
-            "config_sha256": sha,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
+        info = _parent_record(run, experiment, uri)
         _write_json_atomic(parent_json, info)
         _LOG.info("created MLflow parent run %s in experiment %r (%s)", run_id, experiment, uri)
         if config is not None:  # after parent.json: a failure here leaves no orphan parent
