@@ -42,7 +42,6 @@ from fusionfm.io import (
     write_image,
     write_table,
 )
-from fusionfm.metric_table import metric_table
 from fusionfm.metrics import compute_metrics
 from fusionfm.pseudolabel.selection import (
     SelectionConfig,
@@ -356,7 +355,9 @@ def _mean_by(frame: pd.DataFrame, metric: str) -> pd.Series:
     return rows.groupby("candidate")["value"].mean()
 
 
-def summary_table(eval_table: pd.DataFrame, final_stage: str) -> pd.DataFrame:
+def summary_table(
+    eval_table: pd.DataFrame, final_stage: str, ranking: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The final student against the teachers and the pseudo-labels, per task.
 
     Means are over the task's test pairs (all its datasets pooled). The teacher and pseudo-label
@@ -372,10 +373,14 @@ def summary_table(eval_table: pd.DataFrame, final_stage: str) -> pd.DataFrame:
         of the student, and the verdict of the field's table
         (:func:`fusionfm.metric_table.metric_table`, all the task's test pairs):
         ``student_mean_rank``, ``student_position`` among ``ranked_candidates``, and
-        ``best_by_mean_rank`` (the first of the others by mean rank).
+        ``best_by_mean_rank`` (the first of the others by mean rank); ``ranking`` is that table
+        when the caller has it already.
     """
-    ranking = metric_table(eval_table, final_stage)
-    ranking = ranking[(ranking["dataset"] == ALL_PAIRS) & (ranking["role"] != PSEUDOLABEL)]
+    from fusionfm.metric_table import ALL_DATASETS, metric_table  # it builds on this module
+
+    if ranking is None:
+        ranking = metric_table(eval_table, final_stage)
+    ranking = ranking[(ranking["dataset"] == ALL_DATASETS) & (ranking["role"] != PSEUDOLABEL)]
     student = eval_table[
         (eval_table["candidate"] == STUDENT) & (eval_table["stage"] == final_stage)
     ]
@@ -589,8 +594,10 @@ def run_evaluation(
         if set(task_order) <= set(matrix.columns)
         else math.nan
     )
-    summary = summary_table(table, stage_names[-1])
+    from fusionfm.metric_table import metric_table  # it builds on this module
+
     ranking = metric_table(table, stage_names[-1])
+    summary = summary_table(table, stage_names[-1], ranking)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_table(out_dir / "eval.parquet", table, EVAL_SCHEMA)
     with atomic_path(out_dir / "metric_table.parquet") as tmp:

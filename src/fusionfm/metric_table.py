@@ -20,6 +20,7 @@ import math
 import pandas as pd
 
 from fusionfm.config import TASKS
+from fusionfm.evaluate import ALL_PAIRS, PSEUDOLABEL, STUDENT
 
 RANKED_METRICS: tuple[str, ...] = ("EN", "SD", "SF", "MI", "SCD", "VIF", "Qabf", "SSIM")
 """The eight metrics of the mean rank, in the order fusion papers print them."""
@@ -30,8 +31,9 @@ SHOWN_METRICS: tuple[str, ...] = (*RANKED_METRICS, "AG", "CC")
 ALL_DATASETS = "*"
 """The ``dataset`` of a task's row over all its test pairs."""
 
-STUDENT, PSEUDOLABEL, TEACHER = "student", "pseudolabel", "teacher"
-"""Values of the ``role`` column (the student and pseudo-label are also their candidate names)."""
+TEACHER = "teacher"
+"""The ``role`` of a teacher's rows; the student's and the pseudo-labels' role is their candidate
+name (:data:`fusionfm.evaluate.STUDENT`, :data:`~fusionfm.evaluate.PSEUDOLABEL`)."""
 
 COLUMNS: tuple[str, ...] = (
     "task",
@@ -63,7 +65,7 @@ def metric_table(eval_table: pd.DataFrame, final_stage: str) -> pd.DataFrame:
         each task's ``*`` rows first, then its datasets; within a scope the ranked candidates by
         position, the pseudo-labels last. Columns :data:`COLUMNS`.
     """
-    per_pair = eval_table[eval_table["pair"] != ALL_DATASETS]
+    per_pair = eval_table[eval_table["pair"] != ALL_PAIRS]
     student = per_pair[(per_pair["candidate"] == STUDENT) & (per_pair["stage"] == final_stage)]
     references = per_pair[per_pair["candidate"] != STUDENT].drop_duplicates(
         ["task", "dataset", "pair", "candidate", "metric"]
@@ -94,13 +96,7 @@ def _scope_table(rows: pd.DataFrame, task: str, dataset: str) -> pd.DataFrame:
             continue  # did not fuse every test pair of this scope: not comparable
         own = own[[tuple(k) in test_pairs for k in own[keys].values]]
         means = own.groupby("metric")["value"].mean()
-        role = (
-            STUDENT
-            if candidate == STUDENT
-            else PSEUDOLABEL
-            if candidate == PSEUDOLABEL
-            else TEACHER
-        )
+        role = {STUDENT: STUDENT, PSEUDOLABEL: PSEUDOLABEL}.get(str(candidate), TEACHER)
         entries.append(
             {
                 "task": task,

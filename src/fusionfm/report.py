@@ -23,13 +23,7 @@ import pandas as pd
 
 from fusionfm.evaluate import COMPOSITE, PSEUDOLABEL, STUDENT, plot_forgetting, plot_summary
 from fusionfm.io import MANIFEST_SCHEMA, SELECTION_SCHEMA, atomic_path, read_image, read_table
-from fusionfm.metric_table import (
-    ALL_DATASETS,
-    RANKED_METRICS,
-    SHOWN_METRICS,
-    metric_table,
-    rank_verdicts,
-)
+from fusionfm.metric_table import ALL_DATASETS, RANKED_METRICS, SHOWN_METRICS, rank_verdicts
 
 PathLike = str | os.PathLike[str]
 
@@ -295,6 +289,7 @@ def build_report(
     out_html: PathLike,
     summary: pd.DataFrame,
     eval_table: pd.DataFrame,
+    ranking: pd.DataFrame,
     forgetting: pd.DataFrame,
     histories: pd.DataFrame,
     ablations: pd.DataFrame,
@@ -312,6 +307,7 @@ def build_report(
         out_html: the page to write.
         summary: ``results/evaluate/main/summary.parquet``.
         eval_table: ``results/evaluate/main/eval.parquet``.
+        ranking: the field's metric table, ``results/evaluate/main/metric_table.parquet``.
         forgetting: the forgetting matrix (stage rows, task columns; a ``stage`` column is
             taken as the index).
         histories: every ``history.parquet`` of every variant, concatenated.
@@ -338,7 +334,7 @@ def build_report(
         "MI, SCD, VIF, Qabf and SSIM (1 = best), ordered by its mean rank; AG and CC shown, not "
         "ranked; a teacher that did not fuse every test pair of a scope is left out of it; the "
         "pseudo-labels (grey) are what the student learned from, shown for reference</p>",
-        field_table_section(metric_table(eval_table, final_stage)),
+        field_table_section(ranking),
         "<h2>Student against teachers and pseudo-labels: the selection's composite</h2>",
         summary_section(summary),
         _figure(summary_uri, "task composites"),

@@ -553,6 +553,7 @@ def compare_ablations(
 def report(
     summary: str | os.PathLike[str],
     eval_table: str | os.PathLike[str],
+    ranking: str | os.PathLike[str],
     forgetting: str | os.PathLike[str],
     histories: list[str],
     history_variants: list[str],
@@ -583,6 +584,7 @@ def report(
         out_html,
         summary=pd.read_parquet(summary),
         eval_table=pd.read_parquet(eval_table),
+        ranking=pd.read_parquet(ranking),
         forgetting=pd.read_parquet(forgetting),
         histories=pd.concat(
             [

@@ -64,6 +64,7 @@ rule report:
     input:
         summary="results/evaluate/main/summary.parquet",
         eval="results/evaluate/main/eval.parquet",
+        metric_table="results/evaluate/main/metric_table.parquet",
         forgetting="results/evaluate/main/forgetting.parquet",
         fused="results/evaluate/main/fused",
         histories=[h for v in VARIANTS for h in variant_histories(v)],

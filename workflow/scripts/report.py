@@ -7,6 +7,7 @@ with log_to_file(snakemake.log[0]):
     report(
         summary=snakemake.input.summary,
         eval_table=snakemake.input.eval,
+        ranking=snakemake.input.metric_table,
         forgetting=snakemake.input.forgetting,
         histories=snakemake.input.histories,
         history_variants=snakemake.params.history_variants,
