@@ -15,8 +15,14 @@ from fusionfm.metrics._common import as_gray_pair, as_gray_triple, correlate_sep
 
 K1, K2 = 0.01, 0.03
 
-_UNIFORM_7 = np.full(7, 1.0 / 7.0)
-_GAUSSIAN_15 = np.exp(-0.5 * (np.arange(-5, 6) / 1.5) ** 2)
+FUSION_WINDOW = 7
+"""Side of the evaluator-convention SSIM window (uniform); smaller images have no SSIM."""
+REFERENCE_WINDOW = 11
+"""Side of the standard SSIM window (Gaussian, sigma 1.5); smaller images have no SSIM_gt."""
+
+_UNIFORM_7 = np.full(FUSION_WINDOW, 1.0 / FUSION_WINDOW)
+_RADIUS = REFERENCE_WINDOW // 2
+_GAUSSIAN_15 = np.exp(-0.5 * (np.arange(-_RADIUS, _RADIUS + 1) / 1.5) ** 2)
 _GAUSSIAN_15 /= _GAUSSIAN_15.sum()
 """scipy's ``gaussian_filter(sigma=1.5, truncate=3.5)`` taps: radius ``int(3.5 * 1.5 + 0.5) = 5``."""
 
@@ -79,7 +85,7 @@ def _fusion_ssim(
         _uniform_7(x * y),
         covariance_norm=49 / 48,
         data_range=2.0,
-        crop=3,
+        crop=FUSION_WINDOW // 2,
     )
 
 
@@ -141,7 +147,7 @@ def ssim_reference_gray(
         _gaussian_15(f * gt),
         covariance_norm=1.0,
         data_range=255.0,
-        crop=5,
+        crop=REFERENCE_WINDOW // 2,
     )
 
 

@@ -22,6 +22,8 @@ from fusionfm.metrics.similarity import (
     sum_of_correlation_differences_gray,
 )
 from fusionfm.metrics.ssim import (
+    FUSION_WINDOW,
+    REFERENCE_WINDOW,
     prepare_ssim_reference,
     prepare_ssim_sources,
     ssim_fusion_gray,
@@ -115,7 +117,7 @@ def compute_metrics_many(
     ga, gb = as_gray(a, "source A"), as_gray(b, "source B")
     for f in grays:
         check_triple_size(f, ga, gb)
-    for name, window in (("SSIM", 7), ("SSIM_gt", 11)):
+    for name, window in (("SSIM", FUSION_WINDOW), ("SSIM_gt", REFERENCE_WINDOW)):
         if (
             name in wanted
             and min(ga.shape) < window
