@@ -8,7 +8,10 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - pandas is imported only where a table is written
+    import pandas as pd
 
 TABLE_SUFFIXES = (".parquet", ".csv")
 """What ``fusionfm metrics -o`` writes, by the output's suffix."""
@@ -39,15 +42,15 @@ def _metrics_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_table(table: object, path: Path) -> None:
+def _write_table(table: pd.DataFrame, path: Path) -> None:
     """Write a DataFrame atomically as Parquet or CSV, by ``path``'s suffix."""
     from fusionfm.io import atomic_path
 
     with atomic_path(path) as tmp:
         if path.suffix.lower() == ".csv":
-            table.to_csv(tmp, index=False)  # type: ignore[attr-defined]
+            table.to_csv(tmp, index=False)
         else:
-            table.to_parquet(tmp, index=False)  # type: ignore[attr-defined]
+            table.to_parquet(tmp, index=False)
 
 
 def _mlflow_sync_command(args: argparse.Namespace) -> int:
