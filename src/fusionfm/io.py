@@ -157,13 +157,17 @@ def make_parent_folder(path: str | os.PathLike[str]) -> None:
     Raises:
         InputError: the folder cannot be created (a file is in the way, no permission, ...).
     """
-    parent = Path(path).parent
+    _make_folder(Path(path).parent, f"{path}: cannot create its folder")
+
+
+def _make_folder(folder: Path, failure: str) -> None:
+    """``mkdir -p folder``; on failure an :class:`InputError` ``"<failure> <folder> (<why>)"``."""
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        blocker = next((p for p in (parent, *parent.parents) if p.is_file()), None)
+        blocker = next((p for p in (folder, *folder.parents) if p.is_file()), None)
         reason = f"{blocker} is a file, not a folder" if blocker else _reason(err)
-        raise InputError(f"{path}: cannot create its folder {parent} ({reason})") from err
+        raise InputError(f"{failure} {folder} ({reason})") from err
 
 
 def check_writable_folder(folder: str | os.PathLike[str]) -> None:
@@ -175,7 +179,7 @@ def check_writable_folder(folder: str | os.PathLike[str]) -> None:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder}: is a file, expected an output folder")
-    make_parent_folder(folder / "probe")
+    _make_folder(folder, "cannot create the output folder")
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
