@@ -18,6 +18,15 @@ from typing import Any
 
 import numpy as np
 
+SYNTHETIC_CASES: dict[str, tuple[str, tuple[str, str]]] = {
+    "ivf": ("ivf", ("ir", "vi")),
+    "mif-ct": ("mif", ("mri", "ct")),
+    "mif-pet": ("mif", ("mri", "pet")),
+    "mef": ("mef", ("under", "over")),
+    "mff": ("mff", ("near", "far")),
+}
+"""The generated pair layouts the benchmarks time: case label -> (task, modalities)."""
+
 
 def machine_info() -> dict[str, Any]:
     """CPU model, usable cores, load average, library versions and, when CUDA is there, the GPU."""

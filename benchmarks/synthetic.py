@@ -19,17 +19,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_info, machine_line, median_wall_cpu_ms, parse_sizes, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    SYNTHETIC_CASES,
+    machine_info,
+    machine_line,
+    median_wall_cpu_ms,
+    parse_sizes,
+    write_json,
+)
 
 from fusionfm.data.synthetic import generate_pairs  # noqa: E402
-
-LAYOUTS: dict[str, tuple[str, tuple[str, str]]] = {
-    "ivf": ("ivf", ("ir", "vi")),
-    "mif-ct": ("mif", ("mri", "ct")),
-    "mif-pet": ("mif", ("mri", "pet")),
-    "mef": ("mef", ("under", "over")),
-    "mff": ("mff", ("near", "far")),
-}
 
 
 def main() -> None:
@@ -44,7 +43,7 @@ def main() -> None:
     print(machine_line(info))
     print(f"{'layout':8} {'ms/pair wall':>13} {'ms/pair cpu':>12}")
     rows = {}
-    for name, (task, modalities) in LAYOUTS.items():
+    for name, (task, modalities) in SYNTHETIC_CASES.items():
 
         def make(task: str = task, modalities: tuple[str, str] = modalities) -> list:
             return list(generate_pairs(task, modalities, args.pairs, height, width, seed=99))

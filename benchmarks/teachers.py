@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    SYNTHETIC_CASES,
     machine_info,
     machine_line,
     median_wall_cpu_ms,
@@ -32,15 +33,6 @@ from _common import (  # noqa: E402
 from fusionfm.data.synthetic import generate_pairs  # noqa: E402
 from fusionfm.teacher import builtin_teachers, run_teacher  # noqa: E402
 
-CASES: dict[str, tuple[str, tuple[str, str]]] = {
-    "ivf": ("ivf", ("ir", "vi")),
-    "mif-ct": ("mif", ("mri", "ct")),
-    "mif-pet": ("mif", ("mri", "pet")),
-    "mef": ("mef", ("under", "over")),
-    "mff": ("mff", ("near", "far")),
-}
-"""Case label -> (task, modalities)."""
-
 
 def _kind(image) -> str:
     return "rgb" if image.ndim == 3 else "gray"
@@ -50,14 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="256x256,768x576", help="comma-separated WxH")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--tasks", default=",".join(CASES), help=f"cases: {', '.join(CASES)}")
+    parser.add_argument(
+        "--tasks", default=",".join(SYNTHETIC_CASES), help=f"cases: {', '.join(SYNTHETIC_CASES)}"
+    )
     parser.add_argument("--teachers", default="", help="comma-separated subset (default: all)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     cases = [c.strip() for c in args.tasks.split(",") if c.strip()]
-    unknown = sorted(set(cases) - set(CASES))
+    unknown = sorted(set(cases) - set(SYNTHETIC_CASES))
     if unknown:
-        parser.error(f"unknown case(s) {unknown}; known: {list(CASES)}")
+        parser.error(f"unknown case(s) {unknown}; known: {list(SYNTHETIC_CASES)}")
     wanted = {t.strip() for t in args.teachers.split(",") if t.strip()}
 
     info = machine_info()
@@ -72,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         kinds = []
         pairs = {}
         for case in cases:
-            task, modalities = CASES[case]
+            task, modalities = SYNTHETIC_CASES[case]
             pair = next(generate_pairs(task, modalities, 1, height, width, seed=0))
             pairs[case] = (task, pair)
             kinds.append(f"{_kind(pair.a)}+{_kind(pair.b)}")
